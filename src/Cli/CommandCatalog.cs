@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace VaeResearch.Cli.Commands;
+
+/// <summary>Every subcommand of <c>vae</c>, in the order <c>--help</c> lists them.</summary>
+static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return DataCommand.Create();
+        yield return BenchCommand.Create();
+    }
+}

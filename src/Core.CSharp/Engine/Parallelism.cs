@@ -1,0 +1,41 @@
+namespace VaeResearch.Engine;
+
+/// <summary>
+/// The engine's thread setting: how many workers elementwise kernels, RNG fills and GEMM use.
+/// </summary>
+/// <remarks>
+/// Results never depend on this setting except through floating-point summation order inside
+/// GEMM and reductions split across workers; RNG streams are identical for any value.
+/// </remarks>
+public static class Parallelism
+{
+    static int threads = Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>Worker count (default: the processor count). Setting it also sets GEMM's threads.</summary>
+    public static int Threads
+    {
+        get => threads;
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "thread count must be at least 1");
+            threads = value;
+            Gemm.SetThreads(value);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(start, end) over [0, n) split into at most <see cref="Threads"/>
+    /// contiguous ranges of at least <paramref name="minChunk"/> items each.
+    /// </summary>
+    public static void For(int n, int minChunk, Action<int, int> body)
+    {
+        int workers = Math.Min(threads, Math.Max(1, n / Math.Max(1, minChunk)));
+        if (workers <= 1)
+        {
+            body(0, n);
+            return;
+        }
+        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
+            w => body((int)((long)n * w / workers), (int)((long)n * (w + 1) / workers)));
+    }
+}
