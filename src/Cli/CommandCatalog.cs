@@ -8,6 +8,7 @@ static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return DataCommand.Create();
+        yield return TrainCommand.Create();
         yield return BenchCommand.Create();
     }
 }

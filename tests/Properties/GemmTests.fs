@@ -1,1 +1,397 @@
 module VaeResearch.Properties.GemmTests
+
+// Properties of the GEMM backends (src/Core.CSharp/Engine/Gemm*.cs), C = alpha op(A) op(B) + beta C:
+//   1. both backends, and every managed kernel this CPU runs, agree with a triple loop in double
+//      precision over generated shapes, all four transpose combinations, padded leading dimensions and
+//      alpha/beta values; beta = 0 never reads C (NaN-filled) and padding is neither read (NaN-filled)
+//      nor written (sentinel); a negative control shows the tolerance catches one missing term;
+//   2. the managed result is bitwise identical for any thread count and from run to run;
+//   3. degenerate problems (m, n or k = 0; alpha = 0) follow BLAS;
+//   4. bad arguments raise ArgumentException naming the argument; a bad VAE_BLAS raises
+//      VaeResearchException naming the variable and the fix.
+// Every property runs from the fixed FsCheck seed below; a failing case prints as a Case record and
+// belongs in `regressionCases` once fixed.
+
+open System
+open NUnit.Framework
+open FsCheck
+open FsCheck.FSharp
+open FsCheck.NUnit
+open VaeResearch
+open VaeResearch.Engine
+
+/// FsCheck (seed, gamma) every property replays, so each run generates the same cases.
+[<Literal>]
+let private Seed = "(20250611,7919)"
+
+/// Tolerance per unit of magnitude. Float32 rounding (u = 6e-8) of a k-term sum is bounded by
+/// k u sum|a b| <= k u k max|a| max|b|, but blocked FMA sums stay near sqrt(k) u k max|a||b|; 1e-5 k
+/// max|a||b| is above that for every k here (<= 5000) and below the size of one product term
+/// (max|a||b|) for k < 1e5, so a dropped or doubled term fails (see the negative control).
+let private RelTol = 1e-5
+
+/// Absolute slack for results that cancel to ~0.
+let private AbsTol = 1e-6
+
+/// Written into C's padding (columns n..ldc) and required to survive the call unchanged.
+let private Sentinel = 12345.0f
+
+// ---------------------------------------------------------------------------------------------
+// Cases and the oracle
+
+type Case =
+    { TransA: bool
+      TransB: bool
+      M: int
+      N: int
+      K: int
+      /// Leading dimension minus the stored row width.
+      PadA: int
+      PadB: int
+      PadC: int
+      Alpha: float32
+      Beta: float32
+      /// Seeds System.Random for the matrix values.
+      DataSeed: int }
+
+/// Mostly 1..70 (odd sizes, single rows and columns), sometimes 0, sometimes up to 140.
+let private genDim =
+    Gen.frequency [ 3, Gen.constant 1; 1, Gen.constant 0; 12, Gen.choose (2, 70); 2, Gen.choose (71, 140) ]
+
+let private genPad = Gen.frequency [ 3, Gen.constant 0; 2, Gen.choose (1, 9); 1, Gen.choose (10, 40) ]
+
+let private genCase : Gen<Case> =
+    gen {
+        let! transA = Gen.elements [ false; true ]
+        let! transB = Gen.elements [ false; true ]
+        // NOTE: besides small shapes: big ones (several m blocks), deep ones (several k blocks: k above
+        // every kernel's KcMax) and wide ones (two n blocks: n around NcMax = 2048).
+        let! shape = Gen.frequency [ 14, Gen.constant 0; 1, Gen.constant 1; 1, Gen.constant 2; 1, Gen.constant 3 ]
+        let! m = match shape with 0 -> genDim | 1 -> Gen.choose (100, 260) | 2 -> Gen.choose (1, 40) | _ -> Gen.choose (1, 9)
+        let! n = match shape with 0 -> genDim | 1 -> Gen.choose (100, 260) | 2 -> Gen.choose (1, 40) | _ -> Gen.choose (2040, 2200)
+        let! k = match shape with 0 -> genDim | 1 -> Gen.choose (100, 260) | 2 -> Gen.choose (280, 1300) | _ -> Gen.choose (1, 12)
+        let! padA = genPad
+        let! padB = genPad
+        let! padC = genPad
+        let! alpha = Gen.elements [ 1.0f; 1.0f; -1.0f; 0.5f; 2.25f; -0.3f; 0.0f ]
+        let! beta = Gen.elements [ 0.0f; 0.0f; 1.0f; -1.0f; 0.75f ]
+        let! dataSeed = Gen.choose (0, Int32.MaxValue)
+        return
+            { TransA = transA; TransB = transB; M = m; N = n; K = k
+              PadA = padA; PadB = padB; PadC = padC; Alpha = alpha; Beta = beta; DataSeed = dataSeed }
+    }
+
+let private arbCase = Arb.fromGen genCase
+
+/// Cases worth keeping whatever the generator does: the large odd shape of the brief, in all four
+/// transpose combinations, with padding and a NaN-filled C.
+let private regressionCases =
+    [ for ta in [ false; true ] do
+          for tb in [ false; true ] do
+              { TransA = ta; TransB = tb; M = 130; N = 257; K = 67; PadA = 3; PadB = 5; PadC = 7
+                Alpha = 1.0f; Beta = 0.0f; DataSeed = 42 }
+              { TransA = ta; TransB = tb; M = 1; N = 70; K = 33; PadA = 0; PadB = 1; PadC = 0
+                Alpha = -0.5f; Beta = 0.75f; DataSeed = 7 }
+              { TransA = ta; TransB = tb; M = 69; N = 1; K = 129; PadA = 2; PadB = 0; PadC = 4
+                Alpha = 2.0f; Beta = 1.0f; DataSeed = 11 }
+              { TransA = ta; TransB = tb; M = 17; N = 9; K = 1000; PadA = 1; PadB = 1; PadC = 1
+                Alpha = 1.0f; Beta = -1.0f; DataSeed = 13 }
+              { TransA = ta; TransB = tb; M = 5; N = 2100; K = 3; PadA = 0; PadB = 2; PadC = 0
+                Alpha = 1.0f; Beta = 0.0f; DataSeed = 17 } ]
+
+type Operands =
+    { A: float32[]
+      Lda: int
+      B: float32[]
+      Ldb: int
+      /// C before the call.
+      C0: float32[]
+      Ldc: int }
+
+/// A rows x cols matrix with leading dimension ld, exactly as long as the call needs; values
+/// uniform in [-1, 1), padding filled with `pad`.
+let private matrix rows cols ld (fill: unit -> float32) (pad: float32) =
+    let length = if rows = 0 || cols = 0 then 0 else (rows - 1) * ld + cols
+    Array.init length (fun idx -> if idx % ld < cols then fill () else pad)
+
+let private operands (c: Case) =
+    let rnd = Random(c.DataSeed)
+    let uniform () = float32 (rnd.NextDouble() * 2.0 - 1.0)
+    let aRows, aCols = if c.TransA then c.K, c.M else c.M, c.K
+    let bRows, bCols = if c.TransB then c.N, c.K else c.K, c.N
+    let lda, ldb, ldc = max 1 aCols + c.PadA, max 1 bCols + c.PadB, max 1 c.N + c.PadC
+    // NOTE: NaN padding in A and B catches reads past the row width; with beta = 0, NaN in C
+    // catches reads of the old C (BLAS ignores it).
+    { A = matrix aRows aCols lda uniform Single.NaN
+      Lda = lda
+      B = matrix bRows bCols ldb uniform Single.NaN
+      Ldb = ldb
+      C0 = matrix c.M c.N ldc (if c.Beta = 0.0f then (fun () -> Single.NaN) else uniform) Sentinel
+      Ldc = ldc }
+
+/// The reference result in double precision and the tolerance bound for each element.
+let private oracle (c: Case) (o: Operands) : (int -> int -> float) * float =
+    let opA i p = float (if c.TransA then o.A[p * o.Lda + i] else o.A[i * o.Lda + p])
+    let opB p j = float (if c.TransB then o.B[j * o.Ldb + p] else o.B[p * o.Ldb + j])
+    let maxAbs (xs: float32[]) ld cols =
+        xs |> Array.mapi (fun idx x -> if idx % ld < cols then abs (float x) else 0.0) |> Array.fold max 0.0
+    let maxA = maxAbs o.A o.Lda (if c.TransA then c.M else c.K)
+    let maxB = maxAbs o.B o.Ldb (if c.TransB then c.K else c.N)
+    let maxC = if c.Beta = 0.0f then 0.0 else maxAbs o.C0 o.Ldc c.N
+    let expected =
+        Array2D.init c.M c.N (fun i j ->
+            let mutable s = 0.0
+            for p in 0 .. c.K - 1 do
+                s <- s + opA i p * opB p j
+            let old = if c.Beta = 0.0f then 0.0 else float c.Beta * float o.C0[i * o.Ldc + j]
+            float c.Alpha * s + old)
+    let bound =
+        RelTol * (abs (float c.Alpha) * float c.K * maxA * maxB + abs (float c.Beta) * maxC) + AbsTol
+    (fun i j -> expected[i, j]), bound
+
+/// Fails with the case, the first bad element and the bound unless `got` matches the oracle and
+/// C's padding is untouched.
+let private verify (what: string) (c: Case) (o: Operands) (expected: int -> int -> float) bound (got: float32[]) =
+    for i in 0 .. c.M - 1 do
+        for j in 0 .. o.Ldc - 1 do
+            let idx = i * o.Ldc + j
+            if idx < got.Length then
+                if j < c.N then
+                    let err = abs (float got[idx] - expected i j)
+                    // NOTE: written so that NaN (err = NaN) fails: NaN <= bound is false.
+                    if not (err <= bound) then
+                        failwith $"{what}: C[{i},{j}] = {got[idx]}, expected {expected i j} (|err| = {err:E2} > bound {bound:E2}) for {c}"
+                elif BitConverter.SingleToInt32Bits got[idx] <> BitConverter.SingleToInt32Bits Sentinel then
+                    failwith $"{what}: padding C[{i},{j}] (ldc = {o.Ldc}) was overwritten with {got[idx]} for {c}"
+
+let private runBackend backend (c: Case) (o: Operands) =
+    let got = Array.copy o.C0
+    Gemm.Sgemm(backend, c.TransA, c.TransB, c.M, c.N, c.K, c.Alpha,
+               ReadOnlySpan o.A, o.Lda, ReadOnlySpan o.B, o.Ldb, c.Beta, Span got, o.Ldc)
+    got
+
+let private requireOpenBlas () =
+    if not Gemm.OpenBlasAvailable then
+        Assert.Fail(
+            $"OpenBLAS is required for this test but {OpenBlas.LibraryName} could not be loaded ({OpenBlas.LoadError}). "
+            + $"Install it: {OpenBlas.InstallHint}")
+
+let private requireBackend backend = if backend = GemmBackend.OpenBlas then requireOpenBlas ()
+
+let private checkBackend backend (c: Case) =
+    let o = operands c
+    let expected, bound = oracle c o
+    verify $"{backend}" c o expected bound (runBackend backend c o)
+
+// ---------------------------------------------------------------------------------------------
+// 1. Agreement with the double-precision oracle
+
+[<Property(MaxTest = 250, Replay = Seed)>]
+let ``managed backend matches a double-precision triple loop`` () =
+    Prop.forAll arbCase (checkBackend GemmBackend.Managed)
+
+[<Property(MaxTest = 250, Replay = Seed)>]
+let ``OpenBLAS backend matches a double-precision triple loop`` () =
+    requireOpenBlas ()
+    Prop.forAll arbCase (checkBackend GemmBackend.OpenBlas)
+
+[<Test>]
+let ``regression cases: both backends match the oracle`` () =
+    requireOpenBlas ()
+    for c in regressionCases do
+        checkBackend GemmBackend.Managed c
+        checkBackend GemmBackend.OpenBlas c
+
+/// Every managed kernel the CPU supports (the scalar one always), not only the default.
+let private supportedKernels =
+    [ ManagedKernel.Avx512; ManagedKernel.Avx2; ManagedKernel.Scalar ] |> List.filter ManagedGemm.IsSupported
+
+[<Property(MaxTest = 150, Replay = Seed)>]
+let ``every supported managed kernel matches the oracle with 1 to 3 workers`` () =
+    let arb =
+        Gen.map3 (fun c kernel threads -> c, kernel, threads) genCase (Gen.elements supportedKernels) (Gen.choose (1, 3))
+        |> Arb.fromGen
+    Prop.forAll arb (fun (c0, kernel, threads) ->
+        // NOTE: the internal entry point takes only non-degenerate problems (the public one handles the rest).
+        let c = { c0 with M = max 1 c0.M; N = max 1 c0.N; K = max 1 c0.K; Alpha = (if c0.Alpha = 0.0f then 1.0f else c0.Alpha) }
+        let o = operands c
+        let expected, bound = oracle c o
+        let got = Array.copy o.C0
+        Gemm.SgemmManaged(kernel, threads, c.TransA, c.TransB, c.M, c.N, c.K, c.Alpha,
+                          ReadOnlySpan o.A, o.Lda, ReadOnlySpan o.B, o.Ldb, c.Beta, Span got, o.Ldc)
+        verify $"{kernel} kernel, {threads} workers" c o expected bound got)
+
+[<Test>]
+let ``negative control: the tolerance catches one missing product term`` () =
+    // One term of C[0,0] has the largest magnitude max|a||b| = 1; an oracle that drops it must be
+    // told apart from the real result, or the tolerance would be too loose to mean anything.
+    for k in [ 1; 67; 784; 5000 ] do
+        let c = { TransA = false; TransB = true; M = 3; N = 2; K = k; PadA = 0; PadB = 0; PadC = 0
+                  Alpha = 1.0f; Beta = 0.0f; DataSeed = k }
+        let o = operands c
+        o.A[k - 1] <- 1.0f
+        o.B[k - 1] <- 1.0f
+        let expected, bound = oracle c o
+        let got = runBackend GemmBackend.Managed c o
+        verify "managed" c o expected bound got
+        let dropped i j = if i = 0 && j = 0 then expected i j - 1.0 else expected i j
+        Assert.Throws<Exception>(fun () -> verify "control" c o dropped bound got) |> ignore
+
+// ---------------------------------------------------------------------------------------------
+// 2. Determinism
+
+let private bits (xs: float32[]) = xs |> Array.map BitConverter.SingleToInt32Bits
+
+[<Test>]
+let ``managed result is bitwise identical for 1, 2 and 3 workers and across runs`` () =
+    // Sizes above the single-thread threshold; m >= n splits rows, m < n splits columns.
+    for kernel in supportedKernels do
+        for (m, n, k) in [ (130, 257, 67); (257, 130, 67); (300, 40, 200); (21, 700, 90) ] do
+            for ta in [ false; true ] do
+                for tb in [ false; true ] do
+                    let c = { TransA = ta; TransB = tb; M = m; N = n; K = k; PadA = 1; PadB = 2; PadC = 3
+                              Alpha = 0.5f; Beta = 0.25f; DataSeed = m + n + k }
+                    let o = operands c
+                    let run threads =
+                        let got = Array.copy o.C0
+                        Gemm.SgemmManaged(kernel, threads, ta, tb, m, n, k, c.Alpha, ReadOnlySpan o.A, o.Lda,
+                                          ReadOnlySpan o.B, o.Ldb, c.Beta, Span got, o.Ldc)
+                        bits got
+                    let one = run 1
+                    for threads in [ 1; 2; 3 ] do
+                        Assert.That(run threads, Is.EqualTo<int[]> one, $"{kernel}, {m}x{n}x{k} ta={ta} tb={tb}, {threads} workers")
+
+// ---------------------------------------------------------------------------------------------
+// 3. Degenerate problems (BLAS semantics)
+
+[<TestCase(GemmBackend.Managed)>]
+[<TestCase(GemmBackend.OpenBlas)>]
+let ``k = 0 scales C by beta, and beta = 0 clears NaN`` (backend: GemmBackend) =
+    requireBackend backend
+    let c = [| Single.NaN; Single.PositiveInfinity; 3.0f; Sentinel; -1.0f; Single.NaN; 2.0f; Sentinel |]
+    let empty = ReadOnlySpan<float32>([||])
+    Gemm.Sgemm(backend, false, false, 2, 3, 0, 1.0f, empty, 1, empty, 3, 0.0f, Span c, 4)
+    Assert.That(c, Is.EqualTo<float32[]> [| 0.0f; 0.0f; 0.0f; Sentinel; 0.0f; 0.0f; 0.0f; Sentinel |])
+    let c = [| 1.0f; -2.0f; 3.0f; Sentinel; 4.0f |]
+    Gemm.Sgemm(backend, true, true, 2, 1, 0, 1.0f, empty, 2, empty, 1, 2.0f, Span c, 4)
+    Assert.That(c, Is.EqualTo<float32[]> [| 2.0f; -2.0f; 3.0f; Sentinel; 8.0f |])
+
+[<TestCase(GemmBackend.Managed)>]
+[<TestCase(GemmBackend.OpenBlas)>]
+let ``alpha = 0 does not read A or B`` (backend: GemmBackend) =
+    requireBackend backend
+    let a = Array.create 6 Single.NaN
+    let b = Array.create 6 Single.NaN
+    let c = [| 1.0f; 2.0f; 3.0f; 4.0f |]
+    Gemm.Sgemm(backend, false, false, 2, 2, 3, 0.0f, ReadOnlySpan a, 3, ReadOnlySpan b, 2, 0.5f, Span c, 2)
+    Assert.That(c, Is.EqualTo<float32[]> [| 0.5f; 1.0f; 1.5f; 2.0f |])
+
+[<TestCase(GemmBackend.Managed)>]
+[<TestCase(GemmBackend.OpenBlas)>]
+let ``m = 0 or n = 0 is a no-op`` (backend: GemmBackend) =
+    requireBackend backend
+    let a = Array.create 12 1.0f
+    let c = [| Sentinel; Sentinel |]
+    Gemm.Sgemm(backend, false, false, 0, 2, 3, 1.0f, ReadOnlySpan<float32>([||]), 3, ReadOnlySpan a, 2, 0.0f, Span c, 2)
+    Gemm.Sgemm(backend, false, false, 2, 0, 3, 1.0f, ReadOnlySpan a, 3, ReadOnlySpan<float32>([||]), 1, 0.0f, Span<float32>([||]), 1)
+    Assert.That(c, Is.EqualTo<float32[]> [| Sentinel; Sentinel |])
+
+// ---------------------------------------------------------------------------------------------
+// 4. Errors
+
+/// (what is wrong, expected ParamName, transA, transB, m, n, k, a length, lda, b length, ldb, c length, ldc)
+let private badArguments =
+    [ "negative m", "m", false, false, -1, 2, 2, 4, 2, 4, 2, 4, 2
+      "negative n", "n", false, false, 2, -1, 2, 4, 2, 4, 2, 4, 2
+      "negative k", "k", false, false, 2, 2, -3, 4, 2, 4, 2, 4, 2
+      "lda < k", "lda", false, false, 3, 2, 4, 12, 3, 8, 2, 6, 2
+      "lda < m with transA", "lda", true, false, 3, 2, 4, 12, 2, 8, 2, 6, 2
+      "ldb < n", "ldb", false, false, 3, 2, 4, 12, 4, 8, 1, 6, 2
+      "ldb < k with transB", "ldb", false, true, 3, 2, 4, 12, 4, 8, 3, 6, 2
+      "ldc < n", "ldc", false, false, 3, 2, 4, 12, 4, 8, 2, 6, 1
+      "lda = 0 for an empty A", "lda", false, false, 0, 2, 0, 0, 0, 0, 2, 0, 2
+      "A too short", "a", false, false, 3, 2, 4, 11, 4, 8, 2, 6, 2
+      "A too short for its lda", "a", true, false, 3, 2, 4, 20, 7, 8, 2, 6, 2
+      "B too short", "b", false, true, 3, 2, 4, 12, 4, 7, 4, 6, 2
+      "C too short", "c", false, false, 3, 2, 4, 12, 4, 8, 2, 5, 2
+      "C too short for its ldc", "c", false, false, 3, 2, 4, 12, 4, 8, 2, 9, 5 ]
+
+[<TestCase(GemmBackend.Managed)>]
+[<TestCase(GemmBackend.OpenBlas)>]
+let ``bad arguments raise ArgumentException naming the argument`` (backend: GemmBackend) =
+    for (what, param, ta, tb, m, n, k, aLen, lda, bLen, ldb, cLen, ldc) in badArguments do
+        let a, b, c = Array.zeroCreate<float32> aLen, Array.zeroCreate<float32> bLen, Array.zeroCreate<float32> cLen
+        let e =
+            Assert.Throws<ArgumentException>(fun () ->
+                Gemm.Sgemm(backend, ta, tb, m, n, k, 1.0f, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, 0.0f, Span c, ldc))
+            |> nonNull
+        Assert.That(e.ParamName, Is.EqualTo param, what)
+        Assert.That(e.Message, Does.Contain(param + " "), what)
+
+[<Test>]
+let ``the smallest valid arguments are accepted`` () =
+    // The bounds of badArguments are tight: one more element or one more ld makes each call valid.
+    let a, b, c = Array.zeroCreate<float32> 12, Array.zeroCreate<float32> 8, Array.zeroCreate<float32> 6
+    Gemm.Sgemm(GemmBackend.Managed, false, false, 3, 2, 4, 1.0f, ReadOnlySpan a, 4, ReadOnlySpan b, 2, 0.0f, Span c, 2)
+    Gemm.Sgemm(GemmBackend.Managed, true, true, 3, 2, 4, 1.0f, ReadOnlySpan a, 3, ReadOnlySpan b, 4, 0.0f, Span c, 2)
+    Gemm.Sgemm(GemmBackend.Managed, false, false, 0, 2, 0, 1.0f, ReadOnlySpan<float32>([||]), 1, ReadOnlySpan<float32>([||]), 2, 0.0f, Span<float32>([||]), 2)
+    Assert.That(c, Is.All.EqualTo 0.0f)
+
+[<Test>]
+let ``an undefined backend value is rejected`` () =
+    let e =
+        Assert.Throws<ArgumentOutOfRangeException>(fun () ->
+            Gemm.Sgemm(enum<GemmBackend> 7, false, false, 1, 1, 1, 1.0f, ReadOnlySpan [| 1.0f |], 1,
+                       ReadOnlySpan [| 1.0f |], 1, 0.0f, Span [| 0.0f |], 1))
+        |> nonNull
+    Assert.That(e.ParamName, Is.EqualTo "backend")
+
+[<Test>]
+let ``SetThreads rejects fewer than one thread`` () =
+    let e = Assert.Throws<ArgumentOutOfRangeException>(fun () -> Gemm.SetThreads 0) |> nonNull
+    Assert.That(e.ParamName, Is.EqualTo "threads")
+
+let private yes = Func<bool>(fun () -> true)
+let private no = Func<bool>(fun () -> false)
+let private why = Func<string>(fun () -> "cannot open shared object file")
+
+[<Test>]
+let ``VAE_BLAS selects the backend`` () =
+    Assert.That(Gemm.SelectBackend(null, yes, why), Is.EqualTo GemmBackend.OpenBlas)
+    Assert.That(Gemm.SelectBackend(null, no, why), Is.EqualTo GemmBackend.Managed)
+    Assert.That(Gemm.SelectBackend("", yes, why), Is.EqualTo GemmBackend.OpenBlas)
+    Assert.That(Gemm.SelectBackend("managed", yes, why), Is.EqualTo GemmBackend.Managed)
+    Assert.That(Gemm.SelectBackend(" Managed ", no, why), Is.EqualTo GemmBackend.Managed)
+    Assert.That(Gemm.SelectBackend("openblas", yes, why), Is.EqualTo GemmBackend.OpenBlas)
+    Assert.That(Gemm.SelectBackend("OpenBLAS", yes, why), Is.EqualTo GemmBackend.OpenBlas)
+
+[<Test>]
+let ``VAE_BLAS=openblas without the library names the variable and the fix`` () =
+    let e = Assert.Throws<VaeResearchException>(fun () -> Gemm.SelectBackend("openblas", no, why) |> ignore) |> nonNull
+    Assert.That(e.Message, Does.Contain "VAE_BLAS=openblas")
+    Assert.That(e.Message, Does.Contain "libopenblas.so.0")
+    Assert.That(e.Message, Does.Contain "cannot open shared object file")
+    Assert.That(e.Message, Does.Contain "apt-get install -y libopenblas0-pthread")
+    Assert.That(e.Message, Does.Contain "VAE_BLAS=managed")
+
+[<Test>]
+let ``an unknown VAE_BLAS value names the variable and the valid values`` () =
+    for value in [ "mkl"; "OPENBLAS2"; "1" ] do
+        let e = Assert.Throws<VaeResearchException>(fun () -> Gemm.SelectBackend(value, yes, why) |> ignore) |> nonNull
+        Assert.That(e.Message, Does.Contain $"VAE_BLAS='{value}'")
+        Assert.That(e.Message, Does.Contain "'managed' or 'openblas'")
+
+[<Test>]
+let ``OpenBLAS loads (CI installs libopenblas0-pthread)`` () =
+    requireOpenBlas ()
+    let description = Gemm.Describe GemmBackend.OpenBlas
+    Assert.That(description, Does.StartWith "openblas (libopenblas.so.0, ")
+    TestContext.Out.WriteLine description
+
+[<Test>]
+let ``the managed backend describes its kernel and threads`` () =
+    let description = Gemm.Describe GemmBackend.Managed
+    Assert.That(description, Does.StartWith "managed ")
+    Assert.That(description, Does.Contain(ManagedGemm.Describe ManagedGemm.Best))
+    Assert.That(description, Does.Contain "thread")
+    TestContext.Out.WriteLine($"{description}; kernels tested: %A{supportedKernels}")

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace VaeResearch.Engine;
 
 /// <summary>A GEMM implementation.</summary>
@@ -16,33 +18,215 @@ public enum GemmBackend
 /// op(A) is [m, k] and op(B) is [k, n]; with <c>transA</c>, A is stored as [k, m] (leading dimension lda),
 /// likewise for B. The backend is OpenBLAS when it loads, else the managed kernel;
 /// the environment variable <c>VAE_BLAS=managed|openblas</c> forces one.
+/// As in BLAS, when beta == 0 the old contents of C are never read (NaN there does not propagate),
+/// and when alpha == 0 or k == 0, A and B are not read and C = beta * C.
 /// </remarks>
 public static partial class Gemm
 {
+    /// <summary>The environment variable that forces a backend.</summary>
+    internal const string EnvironmentVariable = "VAE_BLAS";
+
+    // NOTE: -1 = not chosen yet. Selection is lazy (and a failure is not cached) so that a bad VAE_BLAS
+    // surfaces as a VaeResearchException at first use, not as a TypeInitializationException.
+    static int selected = -1;
+
     /// <summary>The backend the backend-less overload of Sgemm dispatches to.</summary>
-    public static GemmBackend Backend { get; } = GemmBackend.Managed;
+    /// <remarks>
+    /// Chosen on first use: <c>VAE_BLAS=managed</c> or <c>VAE_BLAS=openblas</c> forces one; unset (or empty)
+    /// picks OpenBLAS when <c>libopenblas.so.0</c> loads, else the managed kernel.
+    /// </remarks>
+    /// <exception cref="VaeResearchException">VAE_BLAS has an unknown value, or is <c>openblas</c> and the library does not load.</exception>
+    public static GemmBackend Backend
+    {
+        get
+        {
+            int s = Volatile.Read(ref selected);
+            if (s >= 0) return (GemmBackend)s;
+            var chosen = SelectBackend(Environment.GetEnvironmentVariable(EnvironmentVariable),
+                () => OpenBlas.IsAvailable, () => OpenBlas.LoadError);
+            Volatile.Write(ref selected, (int)chosen);
+            return chosen;
+        }
+    }
+
+    /// <summary>Whether <c>libopenblas.so.0</c> loads on this machine (and exports <c>cblas_sgemm</c>).</summary>
+    public static bool OpenBlasAvailable => OpenBlas.IsAvailable;
+
+    /// <summary>
+    /// The active backend in words, for benchmarks and logs, e.g.
+    /// "openblas (libopenblas.so.0, 2 threads, core Haswell)" or "managed SIMD (AVX2+FMA 6x16 kernel, 2 threads)".
+    /// </summary>
+    /// <exception cref="VaeResearchException">As for <see cref="Backend"/>.</exception>
+    public static string BackendDescription => Describe(Backend);
+
+    /// <summary>Describes <paramref name="backend"/> with its current thread count.</summary>
+    internal static string Describe(GemmBackend backend)
+    {
+        if (backend == GemmBackend.OpenBlas)
+        {
+            string? core = OpenBlas.CoreName;
+            return $"openblas ({OpenBlas.LibraryName}, {Plural(OpenBlas.Threads)}{(core is null ? "" : ", core " + core.Trim())})";
+        }
+        var kernel = ManagedGemm.Best;
+        string kind = kernel == ManagedKernel.Scalar ? "managed scalar" : "managed SIMD";
+        return $"{kind} ({ManagedGemm.Describe(kernel)}, {Plural(Parallelism.Threads)})";
+    }
+
+    static string Plural(int threads) => threads == 1 ? "1 thread" : $"{threads} threads";
+
+    /// <summary>
+    /// The backend for a value of VAE_BLAS (null when unset); pure apart from probing the library,
+    /// which happens only when the value needs it.
+    /// </summary>
+    internal static GemmBackend SelectBackend(string? value, Func<bool> openBlasAvailable, Func<string> loadError)
+    {
+        string v = (value ?? "").Trim();
+        if (v.Length == 0)
+            return openBlasAvailable() ? GemmBackend.OpenBlas : GemmBackend.Managed;
+        if (v.Equals("managed", StringComparison.OrdinalIgnoreCase))
+            return GemmBackend.Managed;
+        if (v.Equals("openblas", StringComparison.OrdinalIgnoreCase))
+        {
+            if (openBlasAvailable()) return GemmBackend.OpenBlas;
+            throw new VaeResearchException(
+                $"{EnvironmentVariable}=openblas, but {OpenBlas.LibraryName} could not be loaded ({loadError()}). " +
+                $"Install it ({OpenBlas.InstallHint}), or set {EnvironmentVariable}=managed (or unset it) to use the managed SIMD kernel.");
+        }
+        throw new VaeResearchException(
+            $"{EnvironmentVariable}='{value}' is not a GEMM backend: expected 'managed' or 'openblas' " +
+            $"(or leave {EnvironmentVariable} unset to use OpenBLAS when {OpenBlas.LibraryName} loads, " +
+            $"the managed kernel otherwise; OpenBLAS: {OpenBlas.InstallHint}).");
+    }
 
     /// <summary>Sets the thread count of the native backend (no-op for the managed one).</summary>
-    public static void SetThreads(int threads) { _ = threads; }
+    /// <remarks>The managed kernel follows <see cref="Parallelism.Threads"/>, whose setter calls this method.
+    /// Does not load OpenBLAS; the count is applied when it loads.</remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is less than 1.</exception>
+    public static void SetThreads(int threads)
+    {
+        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "thread count must be at least 1");
+        OpenBlas.SetThreads(threads);
+    }
 
-    /// <summary>C[m, n] = alpha * op(A) op(B) + beta * C with the active backend.</summary>
+    /// <summary>C[m, n] = alpha * op(A) op(B) + beta * C with the active backend (<see cref="Backend"/>).</summary>
+    /// <param name="transA">A is stored [k, m] (op(A) = A^T) instead of [m, k].</param>
+    /// <param name="transB">B is stored [n, k] (op(B) = B^T) instead of [k, n].</param>
+    /// <param name="m">Rows of op(A) and C.</param>
+    /// <param name="n">Columns of op(B) and C.</param>
+    /// <param name="k">Columns of op(A), rows of op(B).</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A, row-major with leading dimension <paramref name="lda"/>.</param>
+    /// <param name="lda">Row stride of A (at least its stored row width).</param>
+    /// <param name="b">B, row-major with leading dimension <paramref name="ldb"/>.</param>
+    /// <param name="ldb">Row stride of B (at least its stored row width).</param>
+    /// <param name="beta">Scale of the old C; 0 means C is write-only.</param>
+    /// <param name="c">C [m, n], row-major with leading dimension <paramref name="ldc"/>.</param>
+    /// <param name="ldc">Row stride of C (at least n).</param>
+    /// <exception cref="ArgumentException">A dimension is negative, a leading dimension is too small or a span too short.</exception>
+    /// <exception cref="VaeResearchException">The backend selection failed (see <see cref="Backend"/>).</exception>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc) =>
         Sgemm(Backend, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
     /// <summary>C[m, n] = alpha * op(A) op(B) + beta * C with the given backend.</summary>
+    /// <param name="backend">The implementation to use (ignores VAE_BLAS).</param>
+    /// <param name="transA">A is stored [k, m] (op(A) = A^T) instead of [m, k].</param>
+    /// <param name="transB">B is stored [n, k] (op(B) = B^T) instead of [k, n].</param>
+    /// <param name="m">Rows of op(A) and C.</param>
+    /// <param name="n">Columns of op(B) and C.</param>
+    /// <param name="k">Columns of op(A), rows of op(B).</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A, row-major with leading dimension <paramref name="lda"/>.</param>
+    /// <param name="lda">Row stride of A (at least its stored row width).</param>
+    /// <param name="b">B, row-major with leading dimension <paramref name="ldb"/>.</param>
+    /// <param name="ldb">Row stride of B (at least its stored row width).</param>
+    /// <param name="beta">Scale of the old C; 0 means C is write-only.</param>
+    /// <param name="c">C [m, n], row-major with leading dimension <paramref name="ldc"/>.</param>
+    /// <param name="ldc">Row stride of C (at least n).</param>
+    /// <exception cref="ArgumentException">A dimension is negative, a leading dimension is too small, a span
+    /// too short, or <paramref name="backend"/> is not a defined value.</exception>
+    /// <exception cref="VaeResearchException"><paramref name="backend"/> is OpenBlas and libopenblas.so.0 does not load.</exception>
     public static void Sgemm(GemmBackend backend, bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
-        _ = backend;
-        // TEMPORARY naive kernel until the real backends land.
+        Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (backend == GemmBackend.OpenBlas && !OpenBlas.IsAvailable)
+            throw new VaeResearchException(
+                $"The OpenBLAS GEMM backend was requested, but {OpenBlas.LibraryName} could not be loaded " +
+                $"({OpenBlas.LoadError}). Install it ({OpenBlas.InstallHint}) or use the managed backend " +
+                $"({EnvironmentVariable}=managed).");
+        if (backend is not (GemmBackend.Managed or GemmBackend.OpenBlas))
+            throw new ArgumentOutOfRangeException(nameof(backend), backend, "unknown GEMM backend");
+
+        if (m == 0 || n == 0) return;
+        if (k == 0 || alpha == 0f)
+        {
+            // NOTE: BLAS semantics: A and B are not referenced, C = beta * C, and beta == 0 writes
+            // zeros without reading C (so NaN there does not survive).
+            ScaleC(m, n, beta, c, ldc);
+            return;
+        }
+
+        if (backend == GemmBackend.OpenBlas)
+        {
+            OpenBlas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        SgemmManaged(ManagedGemm.Best, Parallelism.Threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// The managed GEMM with an explicit kernel and worker count, on validated arguments with m, n, k &gt; 0
+    /// and alpha != 0 (tests use it to cover every kernel the CPU supports and the thread invariance).
+    /// </summary>
+    internal static unsafe void SgemmManaged(ManagedKernel kernel, int threads, bool transA, bool transB,
+        int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        float beta, Span<float> c, int ldc)
+    {
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            ManagedGemm.Sgemm(kernel, threads, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+        }
+    }
+
+    static void ScaleC(int m, int n, float beta, Span<float> c, int ldc)
+    {
+        if (beta == 1f) return;
         for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                float s = 0;
-                for (int p = 0; p < k; p++)
-                    s += (transA ? a[p * lda + i] : a[i * lda + p]) * (transB ? b[j * ldb + p] : b[p * ldb + j]);
-                c[i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * c[i * ldc + j]);
-            }
+        {
+            Span<float> row = c.Slice(i * ldc, n);
+            if (beta == 0f) row.Clear();
+            else TensorPrimitives.Multiply(row, beta, row);
+        }
+    }
+
+    /// <summary>Checks dimensions, leading dimensions and span lengths; the messages name the argument.</summary>
+    internal static void Validate(bool transA, bool transB, int m, int n, int k,
+        int aLength, int lda, int bLength, int ldb, int cLength, int ldc)
+    {
+        if (m < 0) throw new ArgumentException($"m must be >= 0, got {m}", nameof(m));
+        if (n < 0) throw new ArgumentException($"n must be >= 0, got {n}", nameof(n));
+        if (k < 0) throw new ArgumentException($"k must be >= 0, got {k}", nameof(k));
+        CheckOperand("a", "lda", transA ? "transA: A is stored [k, m]" : "A is stored [m, k]",
+            transA ? k : m, transA ? m : k, lda, aLength);
+        CheckOperand("b", "ldb", transB ? "transB: B is stored [n, k]" : "B is stored [k, n]",
+            transB ? n : k, transB ? k : n, ldb, bLength);
+        CheckOperand("c", "ldc", "C is [m, n]", m, n, ldc, cLength);
+    }
+
+    static void CheckOperand(string name, string ldName, string layout, int rows, int cols, int ld, int length)
+    {
+        // NOTE: like BLAS, ld must be >= max(1, cols) even when the matrix is empty.
+        if (ld < Math.Max(1, cols))
+            throw new ArgumentException(
+                $"{ldName} = {ld} is too small: {layout} = [{rows}, {cols}], so {ldName} must be at least {Math.Max(1, cols)}",
+                ldName);
+        long needed = rows == 0 || cols == 0 ? 0 : (long)(rows - 1) * ld + cols;
+        if (length < needed)
+            throw new ArgumentException(
+                $"{name} has {length} elements, but {layout} = [{rows}, {cols}] with {ldName} = {ld} needs at least {needed}",
+                name);
     }
 }

@@ -35,7 +35,16 @@ public static class Parallelism
             body(0, n);
             return;
         }
-        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
-            w => body((int)((long)n * w / workers), (int)((long)n * (w + 1) / workers)));
+        try
+        {
+            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
+                w => body((int)((long)n * w / workers), (int)((long)n * (w + 1) / workers)));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
+        {
+            // NOTE: surface the worker's own exception (e.g. a VaeResearchException), not the wrapper.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            throw;
+        }
     }
 }

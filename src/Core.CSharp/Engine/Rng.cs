@@ -53,10 +53,18 @@ public sealed class Rng
     }
 
     /// <summary>
-    /// An independent generator for the same seed on stream <c>Stream * 2^20 + id + 1</c>, position 0.
-    /// Use it to give each consumer (data shuffling, dropout, sampling noise) its own stream.
+    /// An independent generator for the same seed on a stream mixed from (<see cref="Stream"/>, <paramref name="id"/>),
+    /// position 0. Use it to give each consumer (data shuffling, dropout, sampling noise) its own stream.
     /// </summary>
-    public Rng Derive(ulong id) => new(Seed, (stream << 20) + id + 1, 0);
+    /// <remarks>The stream id is a SplitMix64 finalizer of both, so nested derivations do not collide in practice.</remarks>
+    public Rng Derive(ulong id) => new(Seed, Mix(Mix(stream) ^ (id + 0x9E3779B97F4A7C15UL)), 0);
+
+    static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
 
     /// <summary>The Philox4x32-10 bijection of a 128-bit counter under a 64-bit key.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -145,6 +153,9 @@ public sealed class Rng
     {
         if (destination.Length != probabilities.Length)
             throw new ArgumentException($"destination has {destination.Length} values but probabilities has {probabilities.Length}");
+        // NOTE: the uniforms are drawn into destination first, so it must not alias the probabilities.
+        if (destination.Overlaps(probabilities))
+            throw new ArgumentException("destination and probabilities overlap: sample into a separate buffer");
         FillUniform(destination);
         for (int i = 0; i < destination.Length; i++)
             destination[i] = destination[i] < probabilities[i] ? 1f : 0f;
@@ -169,13 +180,7 @@ public sealed class Rng
                 for (int g = g0; g < g1; g++)
                     filler(k0, k1, s, start + (ulong)g * BlocksPerGroup, new Span<float>(ptr + (long)g * GroupSize, GroupSize));
             }
-            int workers = n >= ParallelThreshold ? Math.Min(Parallelism.Threads, full) : 1;
-            if (workers <= 1) FillRange(0, full);
-            else
-            {
-                Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
-                    w => FillRange((int)((long)full * w / workers), (int)((long)full * (w + 1) / workers)));
-            }
+            Parallelism.For(full, ParallelThreshold / GroupSize, FillRange);
             if (full < groups)
             {
                 Span<float> tail = stackalloc float[GroupSize];

@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace VaeResearch.Cli;
+
+/// <summary>Option builders shared by the commands, so every command parses and documents values the same way.</summary>
+static class CliOptions
+{
+    public static Option<T> Value<T>(string name, string description, T defaultValue) =>
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+
+    public static Option<T?> Optional<T>(string name, string description) where T : struct =>
+        new(name) { Description = description };
+
+    public static Option<string> Choice(string name, string description, string defaultValue, params string[] choices)
+    {
+        var option = new Option<string>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+        option.AcceptOnlyFromAmong(choices);
+        return option;
+    }
+
+    public static Option<string?> OptionalChoice(string name, string description, params string[] choices)
+    {
+        var option = new Option<string?>(name) { Description = description };
+        option.AcceptOnlyFromAmong(choices);
+        return option;
+    }
+
+    /// <summary>A comma-separated list of integers, e.g. "200,200".</summary>
+    public static Option<int[]> IntList(string name, string description, int[] defaultValue) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
+        CustomParser = r =>
+        {
+            var parts = r.Tokens.SelectMany(t => t.Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+            var values = new int[parts.Length];
+            for (int i = 0; i < parts.Length; i++)
+                if (!int.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i]))
+                {
+                    r.AddError($"{name}: '{parts[i]}' is not an integer (expected a comma-separated list such as 200,200)");
+                    return [];
+                }
+            return values;
+        },
+    };
+
+    /// <summary>Whether the user gave <paramref name="option"/> on the command line (not just its default).</summary>
+    public static bool IsExplicit(this ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
+
+    /// <summary>Parses a lower-case enum name as the CLI spells it.</summary>
+    public static TEnum ParseEnum<TEnum>(string value) where TEnum : struct, Enum =>
+        Enum.Parse<TEnum>(value, ignoreCase: true);
+
+    /// <summary>The CLI spelling of an enum value.</summary>
+    public static string Name<TEnum>(TEnum value) where TEnum : struct, Enum => value.ToString().ToLowerInvariant();
+}

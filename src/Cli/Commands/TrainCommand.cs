@@ -1,0 +1,136 @@
+using System.CommandLine;
+using System.Text.Json;
+using VaeResearch.Data;
+using VaeResearch.Engine;
+using VaeResearch.Models;
+using VaeResearch.Training;
+using static VaeResearch.Cli.CliOptions;
+
+namespace VaeResearch.Cli.Commands;
+
+/// <summary><c>vae train --out RUN ...</c>: trains a VAE, IWAE, eVAE or mVAE into a run folder.</summary>
+static class TrainCommand
+{
+    public static Command Create()
+    {
+        var defaults = new TrainConfig();
+        var outDir = new Option<DirectoryInfo>("--out") { Description = "Run folder to create (or, with --resume, to continue).", Required = true };
+        var dataset = Choice("--dataset", "Data set.", "mnist", "mnist", "synthetic");
+        var syntheticDim = Value("--synthetic-dim", "True latent dimension d of the synthetic data set.", defaults.SyntheticDimension);
+        var model = Choice("--model", "Model: vae (IWAE when k > 1), evae (epitomic VAE) or mvae (mixture VAE).", "vae", "vae", "evae", "mvae");
+        var k = Value("--k", "Importance samples k in the training bound (1: ELBO with analytic KL).", defaults.K);
+        var decoder = Choice("--decoder", "Decoder likelihood.", "bernoulli", "bernoulli", "gaussian");
+        var latent = Value("--latent", "Latent dimension D.", defaults.Latent);
+        var hidden = IntList("--hidden", "Hidden layer widths, comma-separated.", defaults.Hidden);
+        var activation = Choice("--activation", "Hidden activation.", "softplus", "softplus", "tanh", "relu");
+        var batch = Value("--batch", "Minibatch size.", defaults.Batch);
+        var epochs = Value("--epochs", "Epochs to train (the burda schedule has 3280; fewer cut it short).", defaults.Epochs);
+        var schedule = Choice("--schedule", "Learning-rate schedule: constant, or burda (lr * 10^(-i/7) for 3^i epochs, i = 0..7).", "constant", "constant", "burda");
+        var lr = Value("--lr", "Base learning rate.", defaults.Lr);
+        var beta1 = Value("--adam-beta1", "Adam beta1.", defaults.AdamBeta1);
+        var beta2 = Value("--adam-beta2", "Adam beta2.", defaults.AdamBeta2);
+        var adamEps = Value("--adam-eps", "Adam epsilon.", defaults.AdamEps);
+        var klWeight = Value("--kl-weight", "KL weight lambda (1: the true bound).", defaults.KlWeight);
+        var warmup = Value("--warmup-epochs", "Epochs of linear KL warm-up (beta from 0 to 1, per step).", defaults.WarmupEpochs);
+        var batchnorm = new Option<bool>("--batchnorm") { Description = "Batch normalization before every hidden activation." };
+        var dropoutZ = Value("--dropout-z", "Dropout probability on z during training.", defaults.DropoutZ);
+        var epitomeSize = Optional<int>("--epitome-size", "Epitome size K (evae, mvae).");
+        var epitomeStride = Optional<int>("--epitome-stride", "Epitome stride s (evae, mvae; default K).");
+        var binarize = OptionalChoice("--binarize", "Binarization (default: dynamic for bernoulli, none for gaussian).", BinarizationNames.All.ToArray());
+        var trainSubset = Optional<int>("--train-subset", "Train on the first N training images.");
+        var testSubset = Optional<int>("--test-subset", "Per-epoch statistics on the first N test images.");
+        var seed = Value("--seed", "Seed of every random choice.", 0UL);
+        var threads = Optional<int>("--threads", "Worker threads (default: all cores). Bit-identical resume needs the same value.");
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last completed epoch up to --epochs." };
+        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+
+        var command = new Command("train",
+            "Train a model into a run folder: config.json, metrics.csv and activity.csv (one row per epoch), and an atomic " +
+            "checkpoint.safetensors after every epoch. --resume continues a stopped or killed run bit-identically.")
+        {
+            outDir, dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, epochs, schedule, lr, beta1, beta2,
+            adamEps, klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, binarize, trainSubset, testSubset, seed,
+            threads, resume, dataDir,
+        };
+        Option[] settings =
+        [
+            dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, schedule, lr, beta1, beta2, adamEps,
+            klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, binarize, trainSubset, testSubset, seed,
+        ];
+
+        command.SetAction(parse => CliRunner.Run("train", () =>
+        {
+            if (parse.GetValue(threads) is int t) Parallelism.Threads = t;
+            var fromOptions = new TrainConfig
+            {
+                Dataset = parse.GetValue(dataset)!,
+                SyntheticDimension = parse.GetValue(syntheticDim),
+                Model = ParseEnum<ModelKind>(parse.GetValue(model)!),
+                K = parse.GetValue(k),
+                Decoder = ParseEnum<DecoderKind>(parse.GetValue(decoder)!),
+                Latent = parse.GetValue(latent),
+                Hidden = parse.GetValue(hidden)!,
+                Activation = ParseEnum<Activation>(parse.GetValue(activation)!),
+                Batch = parse.GetValue(batch),
+                Epochs = parse.GetValue(epochs),
+                Schedule = ParseEnum<ScheduleKind>(parse.GetValue(schedule)!),
+                Lr = parse.GetValue(lr),
+                AdamBeta1 = parse.GetValue(beta1),
+                AdamBeta2 = parse.GetValue(beta2),
+                AdamEps = parse.GetValue(adamEps),
+                KlWeight = parse.GetValue(klWeight),
+                WarmupEpochs = parse.GetValue(warmup),
+                Batchnorm = parse.GetValue(batchnorm),
+                DropoutZ = parse.GetValue(dropoutZ),
+                EpitomeSize = parse.GetValue(epitomeSize),
+                EpitomeStride = parse.GetValue(epitomeStride),
+                Binarize = parse.GetValue(binarize) is { } b ? BinarizationNames.Parse(b) : null,
+                TrainSubset = parse.GetValue(trainSubset),
+                TestSubset = parse.GetValue(testSubset),
+                Seed = parse.GetValue(seed),
+            };
+            var path = parse.GetValue(outDir)!.FullName;
+            RunFolder run;
+            TrainConfig config;
+            bool resuming = parse.GetValue(resume);
+            if (resuming)
+            {
+                run = RunFolder.Open(path);
+                var saved = run.ReadConfig();
+                var savedJson = JsonSerializer.SerializeToNode(saved, RunFolder.Json)!.AsObject();
+                var givenJson = JsonSerializer.SerializeToNode(fromOptions, RunFolder.Json)!.AsObject();
+                foreach (var option in settings.Where(parse.IsExplicit))
+                {
+                    var key = option.Name.TrimStart('-').Replace('-', '_');
+                    if (!JsonElement.DeepEquals(JsonSerializer.SerializeToElement(savedJson[key]), JsonSerializer.SerializeToElement(givenJson[key])))
+                        throw new VaeResearchException(
+                            $"{option.Name} {givenJson[key]?.ToJsonString()} differs from the run's saved setting {savedJson[key]?.ToJsonString() ?? "(none)"}; " +
+                            "a resumed run keeps its configuration (only --epochs and --threads may change)");
+                }
+                if (run.ReadThreads() is int savedThreads && savedThreads != Parallelism.Threads)
+                    Console.Error.WriteLine($"vae train: note: the run was trained with {savedThreads} threads, now {Parallelism.Threads}: " +
+                        "results stay valid but are not bit-identical to an uninterrupted run");
+                config = saved with { Epochs = parse.GetValue(epochs) };
+            }
+            else
+            {
+                config = fromOptions.Validate();
+                run = RunFolder.Create(path);
+            }
+            config.Validate();
+            var data = Trainer.LoadData(config, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
+            Console.Error.WriteLine(
+                $"training {CliOptions.Name(config.Model)} (D = {config.Latent}, k = {config.K}) on {data.Train.Name}: " +
+                $"{data.Train.Count} train / {data.Test.Count} test images, {config.Epochs} epochs, gemm {Gemm.BackendDescription}");
+            var result = TrainingProgress.Run(progress => Trainer.Run(config, run, resuming, data, progress));
+            if (result.Metrics.Count > 0)
+            {
+                var last = result.Metrics[^1];
+                Console.WriteLine($"epoch {last.Epoch}: train bound {last.TrainBound:F2}, test bound {last.TestBound:F2} nats, " +
+                    $"KL {last.Kl:F2}, {last.ActiveUnits} active units; run in {run.Path}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,214 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace VaeResearch.Engine;
+
+/// <summary>The register kernels the managed GEMM can run (the best supported one is the default).</summary>
+internal enum ManagedKernel
+{
+    /// <summary>10 x 32 Vector512 tile (AVX-512F).</summary>
+    Avx512,
+    /// <summary>6 x 16 Vector256 tile (AVX2 + FMA3).</summary>
+    Avx2,
+    /// <summary>4 x 4 scalar tile (any CPU).</summary>
+    Scalar,
+}
+
+/// <summary>
+/// Managed SIMD SGEMM: Goto/BLIS-style blocking (k blocks of KcMax, m blocks of McMax, n blocks of
+/// NcMax), packing of A and B into thread-local aligned buffers, register micro-kernels, and a split of
+/// the larger of m and n over worker threads.
+/// </summary>
+/// <remarks>
+/// Determinism: every C element is produced by the same kernel with the same k-block boundaries
+/// (they depend on k only) whatever the thread count and whether its tile is a full or an edge tile,
+/// so the result is bitwise identical for any thread count on a given kernel.
+/// </remarks>
+[SkipLocalsInit]
+internal static unsafe class ManagedGemm
+{
+    /// <summary>Largest n block (packed B block kc x nc, shared by all m blocks, lives in L2/L3).</summary>
+    const int NcMax = 2048;
+
+    /// <summary>Below this many multiply-adds (m*n*k) one thread beats the fork/join overhead (~10 us).</summary>
+    const long ParallelThreshold = 1L << 19;
+
+    /// <summary>The fastest kernel this CPU runs.</summary>
+    public static ManagedKernel Best { get; } =
+        Kernel10x32Avx512.IsSupported ? ManagedKernel.Avx512
+        : Kernel6x16Avx2.IsSupported ? ManagedKernel.Avx2
+        : ManagedKernel.Scalar;
+
+    /// <summary>Whether <paramref name="kernel"/> can run on this CPU.</summary>
+    public static bool IsSupported(ManagedKernel kernel) => kernel switch
+    {
+        ManagedKernel.Avx512 => Kernel10x32Avx512.IsSupported,
+        ManagedKernel.Avx2 => Kernel6x16Avx2.IsSupported,
+        ManagedKernel.Scalar => true,
+        _ => false,
+    };
+
+    /// <summary>Short human-readable name of <paramref name="kernel"/>.</summary>
+    public static string Describe(ManagedKernel kernel) => kernel switch
+    {
+        ManagedKernel.Avx512 => "AVX-512F 10x32 kernel",
+        ManagedKernel.Avx2 => "AVX2+FMA 6x16 kernel",
+        _ => "scalar 4x4 kernel",
+    };
+
+    /// <summary>
+    /// C = alpha op(A) op(B) + beta C for validated arguments with m, n, k &gt; 0, using at most
+    /// <paramref name="threads"/> workers.
+    /// </summary>
+    public static void Sgemm(ManagedKernel kernel, int threads, bool transA, bool transB, int m, int n, int k,
+        float alpha, float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc)
+    {
+        var p = new Problem(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        switch (kernel)
+        {
+            case ManagedKernel.Avx512: Run<Kernel10x32Avx512>(p, threads); break;
+            case ManagedKernel.Avx2: Run<Kernel6x16Avx2>(p, threads); break;
+            default: Run<Kernel4x4Scalar>(p, threads); break;
+        }
+    }
+
+    /// <summary>One GEMM call's arguments (pointers into memory pinned by the caller).</summary>
+    readonly struct Problem(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc)
+    {
+        public readonly bool TransA = transA, TransB = transB;
+        public readonly int M = m, N = n, K = k;
+        public readonly float Alpha = alpha, Beta = beta;
+        public readonly float* A = a, B = b, C = c;
+        public readonly nint Lda = lda, Ldb = ldb, Ldc = ldc;
+
+        /// <summary>The sub-problem of rows [r0, r1) of C.</summary>
+        public Problem Rows(int r0, int r1) => new(TransA, TransB, r1 - r0, N, K, Alpha,
+            TransA ? A + r0 : A + r0 * Lda, Lda, B, Ldb, Beta, C + r0 * Ldc, Ldc);
+
+        /// <summary>The sub-problem of columns [c0, c1) of C.</summary>
+        public Problem Cols(int c0, int c1) => new(TransA, TransB, M, c1 - c0, K, Alpha,
+            A, Lda, TransB ? B + c0 * Ldb : B + c0, Ldb, Beta, C + c0, Ldc);
+    }
+
+    static void Run<TK>(Problem p, int threads) where TK : struct, IGemmKernel
+    {
+        long work = (long)p.M * p.N * p.K;
+        // NOTE: split the larger dimension: each worker packs all of the other operand, so this keeps
+        // the duplicated packing small; tile-aligned boundaries keep edge tiles at the matrix edge.
+        bool splitRows = p.M >= p.N;
+        int unit = splitRows ? TK.MR : TK.NR;
+        int tiles = ((splitRows ? p.M : p.N) + unit - 1) / unit;
+        int workers = work < ParallelThreshold ? 1 : Math.Min(Math.Max(1, threads), tiles);
+        if (workers <= 1)
+        {
+            Serial<TK>(p);
+            return;
+        }
+        int extent = splitRows ? p.M : p.N;
+        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+        {
+            int lo = (int)Math.Min(extent, (long)tiles * w / workers * unit);
+            int hi = (int)Math.Min(extent, (long)tiles * (w + 1) / workers * unit);
+            if (hi > lo) Serial<TK>(splitRows ? p.Rows(lo, hi) : p.Cols(lo, hi));
+        });
+    }
+
+    /// <summary>Single-threaded blocked GEMM on one worker's part of C.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Serial<TK>(in Problem p) where TK : struct, IGemmKernel
+    {
+        int mr = TK.MR, nr = TK.NR;
+        int m = p.M, n = p.N, k = p.K;
+        // NOTE: k-block boundaries depend on k alone (never on m, n or the thread split), which is
+        // what makes the summation order, hence the result, independent of the thread count.
+        int kBlocks = (k + TK.KcMax - 1) / TK.KcMax;
+        int kcStep = (k + kBlocks - 1) / kBlocks;
+        int mBlocks = (m + TK.McMax - 1) / TK.McMax;
+        int mcStep = RoundUp((m + mBlocks - 1) / mBlocks, mr);
+        int nBlocks = (n + NcMax - 1) / NcMax;
+        int ncStep = RoundUp((n + nBlocks - 1) / nBlocks, nr);
+
+        float* ap = Buffers.Get(ref Buffers.A, (long)mcStep * kcStep);
+        float* bp = Buffers.Get(ref Buffers.B, (long)ncStep * kcStep);
+        float* tile = stackalloc float[mr * nr];
+
+        for (int jc = 0; jc < n; jc += ncStep)
+        {
+            int nc = Math.Min(ncStep, n - jc);
+            for (int pc = 0; pc < k; pc += kcStep)
+            {
+                int kc = Math.Min(kcStep, k - pc);
+                // NOTE: beta applies once, in the first k block; later blocks accumulate (beta = 1).
+                float beta = pc == 0 ? p.Beta : 1f;
+                GemmPacking.PackB(nr, p.TransB, p.TransB ? p.B + jc * p.Ldb + pc : p.B + pc * p.Ldb + jc,
+                    p.Ldb, kc, nc, bp);
+                for (int ic = 0; ic < m; ic += mcStep)
+                {
+                    int mc = Math.Min(mcStep, m - ic);
+                    GemmPacking.PackA(mr, p.TransA, p.TransA ? p.A + pc * p.Lda + ic : p.A + ic * p.Lda + pc,
+                        p.Lda, mc, kc, ap);
+                    Macro<TK>(mc, nc, kc, ap, bp, p.C + ic * p.Ldc + jc, p.Ldc, p.Alpha, beta, tile);
+                }
+            }
+        }
+    }
+
+    /// <summary>Runs the micro-kernel over all tiles of one packed mc x kc block of A and kc x nc block of B.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Macro<TK>(int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc, float alpha, float beta,
+        float* tile) where TK : struct, IGemmKernel
+    {
+        for (int jr = 0; jr < nc; jr += TK.NR)
+        {
+            int nr = Math.Min(TK.NR, nc - jr);
+            float* bPanel = bp + (nint)jr * kc;
+            for (int ir = 0; ir < mc; ir += TK.MR)
+            {
+                int mr = Math.Min(TK.MR, mc - ir);
+                float* aPanel = ap + (nint)ir * kc;
+                float* cTile = c + ir * ldc + jr;
+                // NOTE: a last panel at most NR/2 wide runs the half-width kernel (same per-element
+                // arithmetic, half the work) — n = 200 or 784 leaves 8 or 16 columns after the full panels.
+                bool half = TK.HasHalf && 2 * nr <= TK.NR;
+                if (mr == TK.MR && nr == (half ? TK.NR / 2 : TK.NR))
+                {
+                    if (half) TK.RunHalf(kc, aPanel, bPanel, cTile, ldc, alpha, beta);
+                    else TK.Run(kc, aPanel, bPanel, cTile, ldc, alpha, beta);
+                }
+                else
+                {
+                    // NOTE: edge tile: full-size product into scratch (alpha = 1 and beta = 0 are exact),
+                    // then the scalar merge applies alpha/beta with the kernel's rounding.
+                    if (half) TK.RunHalf(kc, aPanel, bPanel, tile, TK.NR, 1f, 0f);
+                    else TK.Run(kc, aPanel, bPanel, tile, TK.NR, 1f, 0f);
+                    GemmPacking.MergeTile(tile, TK.NR, mr, nr, cTile, ldc, alpha, beta);
+                }
+            }
+        }
+    }
+
+    static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    /// <summary>Per-thread packing buffers, reused across calls (no per-call allocation).</summary>
+    static class Buffers
+    {
+        [ThreadStatic] internal static float[]? A;
+        [ThreadStatic] internal static float[]? B;
+
+        /// <summary>A 64-byte aligned pointer to at least <paramref name="count"/> floats of <paramref name="buffer"/>.</summary>
+        internal static float* Get(ref float[]? buffer, long count)
+        {
+            const int Slack = 16; // 64 bytes of room to align the start
+            if (buffer is null || buffer.Length < count + Slack)
+            {
+                // NOTE: pinned-object-heap arrays never move, so the raw pointer stays valid across
+                // calls without `fixed`; grow geometrically so a sequence of shapes settles quickly.
+                long size = Math.Max(count + Slack, buffer is null ? 0 : 2L * buffer.Length);
+                buffer = GC.AllocateUninitializedArray<float>((int)Math.Min(size, Array.MaxLength), pinned: true);
+            }
+            nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
+            return (float*)((start + 63) & ~(nint)63);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+using System.Runtime.InteropServices;
+
+namespace VaeResearch.Engine;
+
+/// <summary>
+/// OpenBLAS binding: <c>libopenblas.so.0</c> loaded on first use with <see cref="NativeLibrary.TryLoad(string, out IntPtr)"/>,
+/// entry points called through unmanaged function pointers (no marshaling stubs).
+/// </summary>
+internal static unsafe class OpenBlas
+{
+    /// <summary>The shared object name passed to the dynamic loader.</summary>
+    public const string LibraryName = "libopenblas.so.0";
+
+    /// <summary>The command that installs the library on Debian/Ubuntu (and in CI).</summary>
+    public const string InstallHint = "apt-get install -y libopenblas0-pthread";
+
+    const int CblasRowMajor = 101;
+    const int CblasNoTrans = 111;
+    const int CblasTrans = 112;
+
+    static readonly object Gate = new();
+    static volatile bool attempted;
+    static bool available;
+    static string loadError = "";
+    static int requestedThreads;
+
+    // cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); blasint is 32-bit
+    // in Debian's libopenblas0 (the 64-bit-index build is the separate libopenblas64_0).
+    static delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> sgemm;
+    static delegate* unmanaged<int, void> setNumThreads;
+    static delegate* unmanaged<int> getNumThreads;
+    static delegate* unmanaged<byte*> getCoreName;
+
+    /// <summary>Whether the library and its <c>cblas_sgemm</c> loaded (loads on first query; never throws).</summary>
+    public static bool IsAvailable
+    {
+        get
+        {
+            EnsureLoaded();
+            return available;
+        }
+    }
+
+    /// <summary>Why the library is unavailable (empty when it loaded).</summary>
+    public static string LoadError
+    {
+        get
+        {
+            EnsureLoaded();
+            return loadError;
+        }
+    }
+
+    static void EnsureLoaded()
+    {
+        if (attempted) return;
+        lock (Gate)
+        {
+            if (attempted) return;
+            try
+            {
+                if (!NativeLibrary.TryLoad(LibraryName, out nint handle))
+                {
+                    loadError = $"the dynamic loader could not find or open {LibraryName}";
+                }
+                else if (!NativeLibrary.TryGetExport(handle, "cblas_sgemm", out nint sgemmPtr))
+                {
+                    loadError = $"{LibraryName} loaded but exports no cblas_sgemm";
+                }
+                else
+                {
+                    sgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemmPtr;
+                    if (NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out nint p))
+                        setNumThreads = (delegate* unmanaged<int, void>)p;
+                    if (NativeLibrary.TryGetExport(handle, "openblas_get_num_threads", out p))
+                        getNumThreads = (delegate* unmanaged<int>)p;
+                    if (NativeLibrary.TryGetExport(handle, "openblas_get_corename", out p))
+                        getCoreName = (delegate* unmanaged<byte*>)p;
+                    available = true;
+                    // NOTE: the engine's thread setting may have been made before the library loaded.
+                    ApplyThreads(requestedThreads > 0 ? requestedThreads : Parallelism.Threads);
+                }
+            }
+            catch (Exception e) when (e is BadImageFormatException or DllNotFoundException or EntryPointNotFoundException)
+            {
+                loadError = $"{LibraryName} could not be loaded: {e.Message}";
+                available = false;
+            }
+            attempted = true;
+        }
+    }
+
+    /// <summary>Remembers the thread count and applies it if the library is loaded (does not load it).</summary>
+    public static void SetThreads(int threads)
+    {
+        lock (Gate)
+        {
+            requestedThreads = threads;
+            if (available) ApplyThreads(threads);
+        }
+    }
+
+    static void ApplyThreads(int threads)
+    {
+        if (setNumThreads != null) setNumThreads(threads);
+    }
+
+    /// <summary>OpenBLAS's own thread count (the requested one if it cannot be queried).</summary>
+    public static int Threads =>
+        IsAvailable && getNumThreads != null ? getNumThreads()
+        : requestedThreads > 0 ? requestedThreads : Parallelism.Threads;
+
+    /// <summary>The kernel family OpenBLAS selected for this CPU (e.g. "Haswell"), or null.</summary>
+    public static string? CoreName =>
+        IsAvailable && getCoreName != null ? Marshal.PtrToStringAnsi((nint)getCoreName()) : null;
+
+    /// <summary>
+    /// Calls <c>cblas_sgemm</c> in row-major order on validated arguments with m, n, k &gt; 0.
+    /// The caller has checked <see cref="IsAvailable"/>.
+    /// </summary>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+namespace VaeResearch.Engine;
+
+/// <summary>Hidden-layer activation functions.</summary>
+public enum Activation
+{
+    /// <summary>log(1 + exp(x)) (the papers' default).</summary>
+    Softplus,
+    /// <summary>tanh(x).</summary>
+    Tanh,
+    /// <summary>max(x, 0).</summary>
+    Relu,
+}
+
+/// <summary>
+/// A stack of hidden layers: Linear, then (optionally) batch norm, then the activation, for each width.
+/// Names: <c>hidden.{i}.weight|bias</c> and <c>norm.{i}.*</c>.
+/// </summary>
+public sealed class Mlp : Module
+{
+    readonly Linear[] layers;
+    readonly BatchNorm1d?[] norms;
+
+    /// <summary>Builds hidden layers of the given widths on inputs of width <paramref name="inFeatures"/>.</summary>
+    public Mlp(int inFeatures, IReadOnlyList<int> hidden, Activation activation, bool batchNorm, Rng rng)
+    {
+        Activation = activation;
+        layers = new Linear[hidden.Count];
+        norms = new BatchNorm1d?[hidden.Count];
+        int width = inFeatures;
+        for (int i = 0; i < hidden.Count; i++)
+        {
+            layers[i] = new Linear(width, hidden[i], rng);
+            width = hidden[i];
+        }
+        // Registration order fixes checkpoint order: all hidden layers, then all norms.
+        for (int i = 0; i < layers.Length; i++) RegisterModule($"hidden.{i}", layers[i]);
+        if (batchNorm)
+            for (int i = 0; i < layers.Length; i++) norms[i] = RegisterModule($"norm.{i}", new BatchNorm1d(hidden[i]));
+        OutFeatures = width;
+    }
+
+    /// <summary>The activation after every hidden layer.</summary>
+    public Activation Activation { get; }
+
+    /// <summary>Width of the last hidden layer (the input width when there are none).</summary>
+    public int OutFeatures { get; }
+
+    /// <summary>x [..., in] through every hidden layer.</summary>
+    public Tensor Forward(Tensor x)
+    {
+        for (int i = 0; i < layers.Length; i++)
+        {
+            x = layers[i].Forward(x);
+            if (norms[i] is { } norm) x = norm.Forward(x);
+            x = Activation switch
+            {
+                Activation.Softplus => x.Softplus(),
+                Activation.Tanh => x.Tanh(),
+                _ => x.Relu(),
+            };
+        }
+        return x;
+    }
+}

@@ -1,0 +1,80 @@
+using VaeResearch.Engine;
+
+namespace VaeResearch.Models;
+
+/// <summary>
+/// Variational bounds on log p(x) as pure functions of a <see cref="Vae"/>, a batch and the noise.
+/// Each returns one value per example, [n]; a loss is the negative mean.
+/// </summary>
+/// <remarks>
+/// An optional per-example mask m [n, D] of 0/1 values restricts q and the decoder to the unmasked
+/// units, as the epitomic VAE does (eVAE paper, eqs. 5 and 6): q(z|x) = N(m mu, exp(m logvar)) and the
+/// decoder reads m z. A masked unit then has q equal to the prior, so it adds exactly zero to the KL and
+/// to log p(z) - log q(z|x).
+/// </remarks>
+public static class Bounds
+{
+    /// <summary>The constant 1/2 log(2 pi).</summary>
+    public static readonly float HalfLog2Pi = 0.5f * MathF.Log(2f * MathF.PI);
+
+    /// <summary>KL(q(z_d|x) || N(0, 1)) = 1/2 (mu^2 + exp(logvar) - 1 - logvar) per example and unit, [n, D].</summary>
+    /// <remarks>Zero exactly when mu = 0 and logvar = 0 (a collapsed unit); never negative. eVAE paper, eq. (4).</remarks>
+    public static Tensor KlPerUnit(Posterior q) => (q.Mu.Square() + q.LogVar.Exp() - q.LogVar - 1f) * 0.5f;
+
+    /// <summary>The posterior restricted by a mask: N(m mu, exp(m logvar)) (eVAE paper, eq. 6).</summary>
+    public static Posterior Masked(Posterior q, Tensor? mask) =>
+        mask is null ? q : new Posterior(q.Mu * mask, q.LogVar * mask);
+
+    /// <summary>
+    /// The evidence lower bound with the analytic KL: log p(x|z) for one reparameterized sample minus
+    /// <paramref name="klWeight"/> times sum_d KL(q(z_d|x) || p(z_d)); [n]. Kingma and Welling (2014), eq. (10);
+    /// with a weight lambda it is the eVAE paper's section 3.1 objective.
+    /// </summary>
+    public static Tensor Elbo(Vae model, Tensor x, Rng rng, float klWeight = 1f, Tensor? mask = null)
+    {
+        var q = Masked(model.Encoder.Forward(x), mask);
+        var (z, _) = Sample(q, 1, rng);
+        var logPx = model.Decoder.LogLikelihood(DecoderInput(model, z, mask, rng), x).Reshape(x.Dim(0));
+        var kl = KlPerUnit(q).Sum(-1);
+        return klWeight == 1f ? logPx - kl : logPx - kl * klWeight;
+    }
+
+    /// <summary>
+    /// The importance-weighted bound L_k = log (1/k) sum_i w_i with
+    /// log w_i = log p(x|z_i) + beta (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x); [n].
+    /// Burda et al. (2015), eq. (8); beta &lt; 1 is warm-up or a KL weight, beta = 1 the true bound.
+    /// </summary>
+    /// <remarks>L_1 is the ELBO estimator with a Monte-Carlo KL; E[L_k] grows with k towards log p(x).</remarks>
+    public static Tensor ImportanceWeighted(Vae model, Tensor x, int k, Rng rng, float beta = 1f, Tensor? mask = null)
+    {
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "the number of importance samples k must be >= 1");
+        var q = Masked(model.Encoder.Forward(x), mask);
+        var (z, eps) = Sample(q, k, rng);
+        var logPx = model.Decoder.LogLikelihood(DecoderInput(model, z, mask, rng), x);
+        var logW = logPx + LogPriorMinusPosterior(q, z, eps) * beta;
+        return logW.LogSumExp(0) - MathF.Log(k);
+    }
+
+    /// <summary>
+    /// log p(z) - log q(z|x) for z = mu + exp(logvar/2) eps: -1/2 sum_d z_d^2 + 1/2 sum_d (eps_d^2 + logvar_d); [k, n].
+    /// </summary>
+    // NOTE: writing log q through eps (not through z) is exact for the reparameterized sample and keeps
+    // the pathwise gradient of both terms; the 1/2 log 2 pi constants of p and q cancel.
+    public static Tensor LogPriorMinusPosterior(Posterior q, Tensor z, Tensor eps) =>
+        (eps.Square().Sum(-1) + q.LogVar.Sum(-1) - z.Square().Sum(-1)) * 0.5f;
+
+    /// <summary>k reparameterized samples z = mu + exp(logvar/2) eps with eps ~ N(0, I) from <paramref name="rng"/>; both [k, n, D].</summary>
+    public static (Tensor Z, Tensor Eps) Sample(Posterior q, int k, Rng rng)
+    {
+        var eps = Tensor.Empty(k, q.Mu.Dim(0), q.Mu.Dim(1));
+        rng.FillNormal(eps.Data);
+        return (eps * (q.LogVar * 0.5f).Exp() + q.Mu, eps);
+    }
+
+    /// <summary>What the decoder reads: m z (eVAE), then dropout on z while training.</summary>
+    static Tensor DecoderInput(Vae model, Tensor z, Tensor? mask, Rng rng)
+    {
+        var input = mask is null ? z : z * mask;
+        return model.DropoutZ.Forward(input, rng);
+    }
+}

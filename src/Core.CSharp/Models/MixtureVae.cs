@@ -1,0 +1,173 @@
+using VaeResearch.Engine;
+
+namespace VaeResearch.Models;
+
+/// <summary>
+/// The mixture VAE (eVAE paper, section 5.2): the eVAE's epitome layout, but each epitome y is an independent
+/// VAE with K latent units and no shared weights (<c>components.{y}.*</c>), trained with the same point-estimate
+/// assignment and balanced minibatches. Component y's units sit at the epitome's place [y s, y s + K) of the
+/// D-unit layout, so activity statistics line up with the eVAE's.
+/// </summary>
+public sealed class MixtureVae : GenerativeModel
+{
+    readonly Vae[] components;
+
+    /// <summary>A mixture of independent VAEs, one per epitome of <paramref name="layout"/>.</summary>
+    public MixtureVae(EpitomeLayout layout, Func<int, Vae> component)
+    {
+        Layout = layout;
+        components = new Vae[layout.Count];
+        for (int c = 0; c < layout.Count; c++)
+        {
+            components[c] = RegisterModule($"components.{c}", component(c));
+            if (components[c].Latent != layout.Size)
+                throw new ArgumentException($"component {c} has {components[c].Latent} latent units, the epitome size is {layout.Size}");
+        }
+    }
+
+    /// <summary>
+    /// Hidden widths for each component so that the mixture's parameter count is as close as possible to
+    /// <paramref name="target"/> (the eVAE's): all widths scale with the first, keeping their ratios.
+    /// </summary>
+    public static int[] MatchedHidden(int target, EpitomeLayout layout, int input, IReadOnlyList<int> hidden, DecoderKind decoder, bool batchNorm)
+    {
+        int[] best = [.. hidden];
+        long bestGap = long.MaxValue;
+        for (int w = 1; w <= hidden[0] * 4; w++)
+        {
+            var widths = hidden.Select(h => Math.Max(1, (int)Math.Round((double)h * w / hidden[0]))).ToArray();
+            long gap = Math.Abs(layout.Count * ParameterCount(input, layout.Size, widths, decoder, batchNorm) - (long)target);
+            if (gap < bestGap)
+            {
+                bestGap = gap;
+                best = widths;
+            }
+        }
+        return best;
+    }
+
+    /// <summary>The parameter count of a <see cref="Vae"/> with these sizes (closed form).</summary>
+    public static long ParameterCount(int input, int latent, IReadOnlyList<int> hidden, DecoderKind decoder, bool batchNorm)
+    {
+        long count = 0;
+        long Layer(int i, int o) => (long)i * o + o;
+        int width = input;
+        foreach (int h in hidden) { count += Layer(width, h) + (batchNorm ? 2L * h : 0); width = h; }
+        count += 2 * Layer(width, latent);
+        width = latent;
+        foreach (int h in hidden) { count += Layer(width, h) + (batchNorm ? 2L * h : 0); width = h; }
+        count += (decoder == DecoderKind.Bernoulli ? 1 : 2) * Layer(width, input);
+        return count;
+    }
+
+    /// <summary>The epitome layout.</summary>
+    public EpitomeLayout Layout { get; }
+
+    /// <summary>The component VAEs.</summary>
+    public IReadOnlyList<Vae> Components => components;
+
+    /// <inheritdoc/>
+    public override int Input => components[0].Input;
+
+    /// <inheritdoc/>
+    public override int Latent => Layout.Latent;
+
+    /// <inheritdoc/>
+    public override int Groups => Layout.Count;
+
+    /// <summary>
+    /// Each example's bound under its assigned component (ELBO when k = 1, else L_k) plus log p(y) = -log(groups), [n].
+    /// </summary>
+    public override Tensor Objective(Tensor x, ReadOnlySpan<int> groups, int k, float beta, Rng rng)
+    {
+        var members = Members(groups);
+        var parts = new List<Tensor>();
+        var order = new List<int>();
+        for (int c = 0; c < components.Length; c++)
+        {
+            if (members[c].Count == 0) continue;
+            var xc = x.SelectRows(members[c].ToArray());
+            var vae = components[c];
+            parts.Add(k == 1 ? Bounds.Elbo(vae, xc, rng, beta) : Bounds.ImportanceWeighted(vae, xc, k, rng, beta));
+            order.AddRange(members[c]);
+        }
+        // Back to the examples' order: position order[j] holds part entry j.
+        var inverse = new int[order.Count];
+        for (int j = 0; j < order.Count; j++) inverse[order[j]] = j;
+        var bound = Tensor.ConcatRows(parts).SelectRows(inverse);
+        return components.Length == 1 ? bound : bound - MathF.Log(components.Length);
+    }
+
+    List<int>[] Members(ReadOnlySpan<int> groups)
+    {
+        var members = Enumerable.Range(0, components.Length).Select(_ => new List<int>()).ToArray();
+        for (int i = 0; i < groups.Length; i++)
+        {
+            if ((uint)groups[i] >= (uint)components.Length)
+                throw new ArgumentOutOfRangeException(nameof(groups), groups[i], $"component index must be in [0, {components.Length})");
+            members[groups[i]].Add(i);
+        }
+        return members;
+    }
+
+    /// <summary>log sum_y p(y) (1/k) sum_i w_{y,i} with k samples from each component's q(z|x), [n] (see <see cref="EpitomicVae.LogLikelihoodBound"/>).</summary>
+    public override Tensor LogLikelihoodBound(Tensor x, int k, Rng rng) =>
+        EpitomicVae.MarginalizeGroups(components.Length, c => Bounds.ImportanceWeighted(components[c], x, k, rng));
+
+    /// <summary>y* per example: the component with the highest log p(x | mu) - sum_d KL_d (see <see cref="EpitomicVae.Assign"/>).</summary>
+    public override int[] Assign(Tensor x)
+    {
+        using var noGrad = Autograd.NoGrad();
+        int n = x.Dim(0);
+        return EpitomicVae.ArgMaxOverGroups(n, components.Length, c =>
+        {
+            var q = components[c].Encoder.Forward(x);
+            var logPx = components[c].Decoder.LogLikelihood(q.Mu.Reshape(1, n, Layout.Size), x).Reshape(n);
+            return (logPx - Bounds.KlPerUnit(q).Sum(-1)).Data.ToArray();
+        });
+    }
+
+    /// <summary>
+    /// The assigned component's posterior placed at its epitome's units of a [n, D] layout; the other
+    /// units hold the prior (mean 0, log-variance 0). No gradient.
+    /// </summary>
+    public override Posterior Encode(Tensor x, ReadOnlySpan<int> groups)
+    {
+        using var noGrad = Autograd.NoGrad();
+        int n = x.Dim(0), d = Latent, size = Layout.Size;
+        var mu = Tensor.Zeros(n, d);
+        var logVar = Tensor.Zeros(n, d);
+        var members = Members(groups);
+        for (int c = 0; c < components.Length; c++)
+        {
+            if (members[c].Count == 0) continue;
+            var q = components[c].Encoder.Forward(x.SelectRows(members[c].ToArray()));
+            for (int j = 0; j < members[c].Count; j++)
+            {
+                int at = members[c][j] * d + Layout.Start(c);
+                q.Mu.Data.Slice(j * size, size).CopyTo(mu.Data[at..]);
+                q.LogVar.Data.Slice(j * size, size).CopyTo(logVar.Data[at..]);
+            }
+        }
+        return new Posterior(mu, logVar);
+    }
+
+    /// <summary>Decoder means for z [n, D]: component y reads its epitome's units of z. No gradient.</summary>
+    public override Tensor DecodeMean(Tensor z, ReadOnlySpan<int> groups)
+    {
+        using var noGrad = Autograd.NoGrad();
+        int n = z.Dim(0), d = Latent, size = Layout.Size, input = Input;
+        var result = Tensor.Empty(n, input);
+        var members = Members(groups);
+        for (int c = 0; c < components.Length; c++)
+        {
+            int m = members[c].Count;
+            if (m == 0) continue;
+            var zc = Tensor.Empty(m, size);
+            for (int j = 0; j < m; j++) z.Data.Slice(members[c][j] * d + Layout.Start(c), size).CopyTo(zc.Data[(j * size)..]);
+            var mean = components[c].Decoder.Mean(zc).Data;
+            for (int j = 0; j < m; j++) mean.Slice(j * input, input).CopyTo(result.Data[(members[c][j] * input)..]);
+        }
+        return result;
+    }
+}

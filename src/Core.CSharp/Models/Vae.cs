@@ -1,0 +1,52 @@
+using VaeResearch.Engine;
+
+namespace VaeResearch.Models;
+
+/// <summary>
+/// A variational autoencoder (Kingma and Welling 2014): encoder q(z|x), standard normal prior p(z),
+/// decoder p(x|z). Parameters are named <c>encoder.*</c> and <c>decoder.*</c> (DESIGN.md, "Tensor names").
+/// </summary>
+public sealed class Vae : GenerativeModel
+{
+    /// <summary>A VAE with Xavier-normal weights drawn from <paramref name="rng"/>.</summary>
+    public Vae(int input, int latent, IReadOnlyList<int> hidden, Activation activation, DecoderKind decoder,
+        bool batchNorm, float dropoutZ, Rng rng)
+    {
+        if (input < 1) throw new ArgumentOutOfRangeException(nameof(input), input, "input size must be >= 1");
+        if (latent < 1) throw new ArgumentOutOfRangeException(nameof(latent), latent, "latent size D must be >= 1");
+        if (hidden.Any(h => h < 1)) throw new ArgumentOutOfRangeException(nameof(hidden), "every hidden width must be >= 1");
+        Input = input;
+        Latent = latent;
+        Encoder = RegisterModule("encoder", new Encoder(input, hidden, latent, activation, batchNorm, rng));
+        Decoder = RegisterModule("decoder", new Decoder(latent, hidden, input, activation, batchNorm, decoder, rng));
+        DropoutZ = RegisterModule("dropout_z", new Dropout(dropoutZ));
+    }
+
+    /// <inheritdoc/>
+    public override int Input { get; }
+
+    /// <inheritdoc/>
+    public override int Latent { get; }
+
+    /// <summary>q(z|x).</summary>
+    public Encoder Encoder { get; }
+
+    /// <summary>p(x|z).</summary>
+    public Decoder Decoder { get; }
+
+    /// <summary>Dropout on z before the decoder (training only; eVAE paper, section 3.2).</summary>
+    public Dropout DropoutZ { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Objective(Tensor x, ReadOnlySpan<int> groups, int k, float beta, Rng rng) =>
+        k == 1 ? Bounds.Elbo(this, x, rng, beta) : Bounds.ImportanceWeighted(this, x, k, rng, beta);
+
+    /// <inheritdoc/>
+    public override Tensor LogLikelihoodBound(Tensor x, int k, Rng rng) => Bounds.ImportanceWeighted(this, x, k, rng);
+
+    /// <inheritdoc/>
+    public override Posterior Encode(Tensor x, ReadOnlySpan<int> groups) => Encoder.Forward(x);
+
+    /// <inheritdoc/>
+    public override Tensor DecodeMean(Tensor z, ReadOnlySpan<int> groups) => Decoder.Mean(z);
+}

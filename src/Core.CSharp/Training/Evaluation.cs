@@ -1,0 +1,159 @@
+using VaeResearch.Engine;
+using VaeResearch.Models;
+
+namespace VaeResearch.Training;
+
+/// <summary>A mean over examples with its standard error.</summary>
+/// <param name="Mean">Mean of the per-example values.</param>
+/// <param name="StandardError">Sample standard deviation / sqrt(n) (0 when n &lt; 2).</param>
+/// <param name="N">Number of examples.</param>
+public sealed record Estimate(double Mean, double StandardError, int N)
+{
+    /// <summary>The mean and standard error of <paramref name="values"/>.</summary>
+    public static Estimate Of(IReadOnlyList<double> values)
+    {
+        int n = values.Count;
+        if (n == 0) return new Estimate(double.NaN, double.NaN, 0);
+        double mean = values.Average();
+        double ss = values.Sum(v => (v - mean) * (v - mean));
+        return new Estimate(mean, n < 2 ? 0 : Math.Sqrt(ss / (n - 1) / n), n);
+    }
+}
+
+/// <summary>Per-unit statistics of the posterior over a data set.</summary>
+/// <param name="Activity">A_u = Cov_x(E_q[u]) for each unit: the population variance (divided by n) over the data of the posterior mean.</param>
+/// <param name="Kl">Mean over the data of KL(q(z_u|x) || N(0, 1)) for each unit.</param>
+public sealed record UnitStatistics(double[] Activity, double[] Kl)
+{
+    /// <summary>The papers' default activity threshold (Burda et al. 2015).</summary>
+    public const double DefaultThreshold = 0.01;
+
+    /// <summary>Units whose activity exceeds <paramref name="threshold"/>.</summary>
+    public int ActiveUnits(double threshold = DefaultThreshold) => Activity.Count(a => a > threshold);
+
+    /// <summary>Sum over units of the mean KL.</summary>
+    public double TotalKl => Kl.Sum();
+}
+
+/// <summary>A model's bound and unit statistics on a data set, from one pass.</summary>
+/// <param name="Bound">Mean of the training objective with beta = 1 (see <see cref="GenerativeModel.Objective"/>).</param>
+/// <param name="Units">Activity and KL per unit.</param>
+public sealed record DataEvaluation(double Bound, UnitStatistics Units);
+
+/// <summary>Evaluation of a trained model: bounds on log p(x) and latent activity, batched with bounded memory.</summary>
+public static class Evaluation
+{
+    /// <summary>Decoder rows (importance samples times examples) per forward pass: bounds memory for any k.</summary>
+    public const int RowBudget = 20_000;
+
+    /// <summary>
+    /// Per-example L_k on <paramref name="count"/> images [count, N] with beta = 1, in evaluation mode
+    /// and without gradients. Examples are processed in batches and the k samples in chunks; chunk bounds
+    /// combine exactly as L_k = log sum_c (k_c / k) exp(L_{k_c}).
+    /// </summary>
+    public static double[] LogLikelihoodBounds(GenerativeModel model, float[] images, int count, int k, Rng rng, Action<int>? progress = null)
+    {
+        if (k < 1) throw new VaeResearchException($"--k must be >= 1, got {k}");
+        int dim = model.Input;
+        int chunk = Math.Max(1, Math.Min(k, RowBudget / model.Groups));
+        int batch = Math.Max(1, Math.Min(count, RowBudget / (chunk * model.Groups)));
+        var result = new double[count];
+        bool wasTraining = model.Training;
+        model.Eval();
+        try
+        {
+            using var noGrad = Autograd.NoGrad();
+            for (int start = 0; start < count; start += batch)
+            {
+                int n = Math.Min(batch, count - start);
+                var acc = new double[n];
+                Array.Fill(acc, double.NegativeInfinity);
+                for (int done = 0; done < k; done += chunk)
+                {
+                    int kc = Math.Min(chunk, k - done);
+                    using var ws = Workspace.Begin();
+                    var x = Tensor.Empty(n, dim);
+                    images.AsSpan(start * dim, n * dim).CopyTo(x.Data);
+                    var bound = model.LogLikelihoodBound(x, kc, rng).Data;
+                    for (int i = 0; i < n; i++) acc[i] = LogAddExp(acc[i], bound[i] + Math.Log((double)kc / k));
+                }
+                acc.CopyTo(result, start);
+                progress?.Invoke(start + n);
+            }
+        }
+        finally
+        {
+            model.Train(wasTraining);
+        }
+        return result;
+    }
+
+    // NOTE: log(e^a + e^b) without overflow; -inf + -inf stays -inf.
+    static double LogAddExp(double a, double b)
+    {
+        if (double.IsNegativeInfinity(a)) return b;
+        if (double.IsNegativeInfinity(b)) return a;
+        double m = Math.Max(a, b);
+        return m + Math.Log(Math.Exp(a - m) + Math.Exp(b - m));
+    }
+
+    /// <summary>
+    /// One evaluation-mode pass over <paramref name="count"/> images: the mean objective with beta = 1
+    /// (k as in training), the activity Cov_x(E_q[u]) and the mean KL of every unit. Models with groups
+    /// use each example's best group y*.
+    /// </summary>
+    public static DataEvaluation Evaluate(GenerativeModel model, float[] images, int count, int k, Rng rng, int batch = 100)
+    {
+        int dim = model.Input, latent = model.Latent;
+        var means = new float[(long)count * latent];
+        var klSum = new double[latent];
+        double boundSum = 0;
+        bool wasTraining = model.Training;
+        model.Eval();
+        try
+        {
+            using var noGrad = Autograd.NoGrad();
+            for (int start = 0; start < count; start += batch)
+            {
+                int n = Math.Min(batch, count - start);
+                using var ws = Workspace.Begin();
+                var x = Tensor.Empty(n, dim);
+                images.AsSpan(start * dim, n * dim).CopyTo(x.Data);
+                var groups = model.Assign(x);
+                var bound = model.Objective(x, groups, k, 1f, rng).Data;
+                foreach (float b in bound) boundSum += b;
+                var q = model.Encode(x, groups);
+                q.Mu.Data.CopyTo(means.AsSpan(start * latent, n * latent));
+                var kl = Bounds.KlPerUnit(q).Data;
+                for (int i = 0; i < n; i++)
+                    for (int u = 0; u < latent; u++) klSum[u] += kl[i * latent + u];
+            }
+        }
+        finally
+        {
+            model.Train(wasTraining);
+        }
+        var activity = Activity(means, count, latent);
+        return new DataEvaluation(boundSum / count, new UnitStatistics(activity, klSum.Select(s => s / count).ToArray()));
+    }
+
+    /// <summary>
+    /// Per-unit population variance (divided by n) of posterior means [n, D], by two passes in double.
+    /// </summary>
+    public static double[] Activity(ReadOnlySpan<float> means, int n, int latent)
+    {
+        var mean = new double[latent];
+        for (int i = 0; i < n; i++)
+            for (int u = 0; u < latent; u++) mean[u] += means[i * latent + u];
+        for (int u = 0; u < latent; u++) mean[u] /= Math.Max(1, n);
+        var variance = new double[latent];
+        for (int i = 0; i < n; i++)
+            for (int u = 0; u < latent; u++)
+            {
+                double c = means[i * latent + u] - mean[u];
+                variance[u] += c * c;
+            }
+        for (int u = 0; u < latent; u++) variance[u] /= Math.Max(1, n);
+        return variance;
+    }
+}

@@ -1,0 +1,151 @@
+using System.Text.Json.Serialization;
+using VaeResearch.Data;
+using VaeResearch.Engine;
+using VaeResearch.Models;
+
+namespace VaeResearch.Training;
+
+/// <summary>Which model family to train.</summary>
+public enum ModelKind
+{
+    /// <summary>Variational autoencoder (IWAE when k &gt; 1).</summary>
+    Vae,
+    /// <summary>Epitomic VAE (eVAE paper, section 4).</summary>
+    Evae,
+    /// <summary>Mixture of independent VAEs with the epitome layout (eVAE paper, section 5.2).</summary>
+    Mvae,
+}
+
+/// <summary>Learning-rate schedule.</summary>
+public enum ScheduleKind
+{
+    /// <summary>The base learning rate throughout.</summary>
+    Constant,
+    /// <summary>Burda et al. (2015): 8 stages, lr = base * 10^(-i/7) for 3^i epochs, i = 0..7 (3280 epochs).</summary>
+    Burda,
+}
+
+/// <summary>
+/// Every setting of a training run, as <c>vae train</c> takes them and <c>config.json</c> stores them
+/// (snake_case keys). <see cref="Validate"/> names the option that is wrong.
+/// </summary>
+public sealed record TrainConfig
+{
+    /// <summary>Data set: "mnist" or "synthetic".</summary>
+    public string Dataset { get; init; } = "mnist";
+
+    /// <summary>True latent dimension of the synthetic data set.</summary>
+    public int SyntheticDimension { get; init; } = SyntheticData.DefaultLatentDimension;
+
+    /// <summary>Model family.</summary>
+    public ModelKind Model { get; init; } = ModelKind.Vae;
+
+    /// <summary>Importance samples k in the training objective (1: the VAE's ELBO with analytic KL).</summary>
+    public int K { get; init; } = 1;
+
+    /// <summary>Likelihood family of the decoder.</summary>
+    public DecoderKind Decoder { get; init; } = DecoderKind.Bernoulli;
+
+    /// <summary>Latent dimension D.</summary>
+    public int Latent { get; init; } = 50;
+
+    /// <summary>Hidden layer widths of encoder and decoder.</summary>
+    public int[] Hidden { get; init; } = [200, 200];
+
+    /// <summary>Hidden activation.</summary>
+    public Activation Activation { get; init; } = Activation.Softplus;
+
+    /// <summary>Minibatch size.</summary>
+    public int Batch { get; init; } = 100;
+
+    /// <summary>Epochs to train (the burda schedule has 3280 in all; fewer cut it short).</summary>
+    public int Epochs { get; init; } = 10;
+
+    /// <summary>Learning-rate schedule.</summary>
+    public ScheduleKind Schedule { get; init; } = ScheduleKind.Constant;
+
+    /// <summary>Base learning rate.</summary>
+    public float Lr { get; init; } = 1e-3f;
+
+    /// <summary>Adam beta1.</summary>
+    public float AdamBeta1 { get; init; } = 0.9f;
+
+    /// <summary>Adam beta2.</summary>
+    public float AdamBeta2 { get; init; } = 0.999f;
+
+    /// <summary>Adam epsilon.</summary>
+    public float AdamEps { get; init; } = 1e-4f;
+
+    /// <summary>KL weight lambda (eVAE paper, section 3.1); 1 is the true bound.</summary>
+    public float KlWeight { get; init; } = 1f;
+
+    /// <summary>Epochs over which beta rises linearly from 0 to 1, per step (activity paper, section 2.6).</summary>
+    public int WarmupEpochs { get; init; }
+
+    /// <summary>Batch normalization before every hidden activation.</summary>
+    public bool Batchnorm { get; init; }
+
+    /// <summary>Dropout probability on z during training (eVAE paper, section 3.2).</summary>
+    public float DropoutZ { get; init; }
+
+    /// <summary>Epitome size K (eVAE and mVAE).</summary>
+    public int? EpitomeSize { get; init; }
+
+    /// <summary>Epitome stride s (eVAE and mVAE; default K, i.e. non-overlapping).</summary>
+    public int? EpitomeStride { get; init; }
+
+    /// <summary>Binarization of the pixels (default: dynamic for Bernoulli, none for Gaussian).</summary>
+    public Binarization? Binarize { get; init; }
+
+    /// <summary>Train on the first N training images only.</summary>
+    public int? TrainSubset { get; init; }
+
+    /// <summary>Evaluate per-epoch statistics on the first N test images only.</summary>
+    public int? TestSubset { get; init; }
+
+    /// <summary>Seed of every random choice in the run.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>The binarization in effect.</summary>
+    [JsonIgnore]
+    public Binarization EffectiveBinarization =>
+        Binarize ?? (Decoder == DecoderKind.Gaussian ? Binarization.None : Binarization.Dynamic);
+
+    /// <summary>Checks every setting; throws a <see cref="VaeResearchException"/> naming the option that is wrong.</summary>
+    public TrainConfig Validate()
+    {
+        static void Require(bool ok, string message)
+        {
+            if (!ok) throw new VaeResearchException(message);
+        }
+        Require(Dataset is "mnist" or "synthetic", $"--dataset must be mnist or synthetic, got '{Dataset}'");
+        Require(SyntheticDimension >= 1, $"--synthetic-dim must be >= 1, got {SyntheticDimension}");
+        Require(K >= 1, $"--k (importance samples) must be >= 1, got {K}");
+        Require(Latent >= 1, $"--latent (D) must be >= 1, got {Latent}");
+        Require(Hidden.Length >= 1 && Hidden.All(h => h >= 1), $"--hidden must list positive widths, got '{string.Join(",", Hidden)}'");
+        Require(Batch >= 2 || !Batchnorm, $"--batch must be >= 2 with --batchnorm, got {Batch}");
+        Require(Batch >= 1, $"--batch must be >= 1, got {Batch}");
+        Require(Epochs >= 1, $"--epochs must be >= 1, got {Epochs}");
+        Require(float.IsFinite(Lr) && Lr > 0, $"--lr must be positive, got {Lr}");
+        Require(AdamBeta1 >= 0 && AdamBeta1 < 1, $"--adam-beta1 must be in [0, 1), got {AdamBeta1}");
+        Require(AdamBeta2 >= 0 && AdamBeta2 < 1, $"--adam-beta2 must be in [0, 1), got {AdamBeta2}");
+        Require(float.IsFinite(AdamEps) && AdamEps > 0, $"--adam-eps must be positive, got {AdamEps}");
+        Require(float.IsFinite(KlWeight) && KlWeight >= 0, $"--kl-weight must be >= 0, got {KlWeight}");
+        Require(WarmupEpochs >= 0, $"--warmup-epochs must be >= 0, got {WarmupEpochs}");
+        Require(DropoutZ >= 0 && DropoutZ < 1, $"--dropout-z must be in [0, 1), got {DropoutZ}");
+        Require(TrainSubset is null or >= 1, $"--train-subset must be >= 1, got {TrainSubset}");
+        Require(TestSubset is null or >= 1, $"--test-subset must be >= 1, got {TestSubset}");
+        Require(Decoder == DecoderKind.Gaussian || EffectiveBinarization != Binarization.None,
+            "--binarize none gives grey levels, which need --decoder gaussian (a Bernoulli decoder needs binary pixels)");
+        if (Model == ModelKind.Vae)
+        {
+            Require(EpitomeSize is null && EpitomeStride is null, "--epitome-size and --epitome-stride apply to --model evae or mvae only");
+        }
+        else
+        {
+            Require(EpitomeSize is not null, $"--model {Model.ToString().ToLowerInvariant()} needs --epitome-size K");
+            EpitomeLayout.Create(Latent, EpitomeSize!.Value, EpitomeStride ?? EpitomeSize.Value);
+        }
+        return this;
+    }
+}

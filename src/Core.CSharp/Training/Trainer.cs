@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using VaeResearch.Data;
+using VaeResearch.Engine;
+using VaeResearch.Models;
+
+namespace VaeResearch.Training;
+
+/// <summary>What a training run reports while it works (the CLI draws progress bars or prints lines).</summary>
+public interface ITrainingProgress
+{
+    /// <summary>A one-line message (data loading, resuming, ...).</summary>
+    void Info(string message);
+
+    /// <summary>An epoch (1-based) begins with this many minibatches.</summary>
+    void EpochStarted(int epoch, int epochs, int batches);
+
+    /// <summary>A minibatch finished with this mean training bound.</summary>
+    void BatchCompleted(int batch, double bound);
+
+    /// <summary>An epoch finished; its metrics are saved.</summary>
+    void EpochCompleted(MetricsRow row);
+}
+
+/// <summary>Random streams of a training run: each a pure function of (seed, purpose, epoch), so resumed runs replay them.</summary>
+public static class TrainStreams
+{
+    const ulong InitTag = 0x7E01, NoiseTag = 0x7E02, EvalTag = 0x7E03;
+
+    /// <summary>Weight initialization.</summary>
+    public const ulong Init = InitTag << 48;
+
+    /// <summary>Sampling noise and dropout masks of epoch <paramref name="epoch"/> (0-based).</summary>
+    public static ulong Noise(int epoch) => (NoiseTag << 48) | (uint)epoch;
+
+    /// <summary>Sampling noise of the evaluation after epoch <paramref name="epoch"/> (0-based).</summary>
+    public static ulong Eval(int epoch) => (EvalTag << 48) | (uint)epoch;
+}
+
+/// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
+/// <param name="Model">The trained model (in evaluation mode).</param>
+/// <param name="Metrics">Every metrics row of the run, including those from before a resume.</param>
+public sealed record TrainingResult(GenerativeModel Model, IReadOnlyList<MetricsRow> Metrics);
+
+/// <summary>
+/// Trains a model on minibatches with Adam, one run folder per run: after every epoch it evaluates the test
+/// set, appends to metrics.csv and activity.csv and replaces the checkpoint atomically. A resumed run
+/// continues from the last completed epoch and ends bit-identical to an uninterrupted run with the same
+/// seed and thread count (every random draw is a pure function of the seed and the epoch).
+/// </summary>
+public static class Trainer
+{
+    /// <summary>Loads the data set a configuration names (MNIST is fetched on first use).</summary>
+    public static DataSplits LoadData(TrainConfig config, string? dataDirectory, Action<string>? progress)
+    {
+        var splits = config.Dataset == SyntheticData.Name
+            ? SyntheticData.Generate(config.Seed, config.SyntheticDimension)
+            : Mnist.Load(dataDirectory, 0, progress);
+        var train = config.TrainSubset is int n ? splits.Train.Take(n) : splits.Train;
+        var test = config.TestSubset is int m ? splits.Test.Take(m) : splits.Test;
+        return new DataSplits(train, splits.Validation, test);
+    }
+
+    /// <summary>
+    /// Trains <paramref name="config"/> into <paramref name="run"/> up to <c>config.Epochs</c> epochs,
+    /// continuing from the checkpoint when <paramref name="resume"/> is set.
+    /// </summary>
+    /// <exception cref="TrainingDivergedException">The loss or the weights stopped being finite; the last good checkpoint is kept.</exception>
+    public static TrainingResult Run(TrainConfig config, RunFolder run, bool resume, DataSplits data, ITrainingProgress progress)
+    {
+        config.Validate();
+        var train = data.Train;
+        int dim = train.Dim;
+        var model = ModelFactory.Build(config, dim, new Rng(config.Seed, TrainStreams.Init));
+        var adam = new Adam(model.Parameters(), config.Lr, config.AdamBeta1, config.AdamBeta2, config.AdamEps);
+
+        int start = 0;
+        var metrics = new List<MetricsRow>();
+        var activity = new List<ActivityRow>();
+        if (resume && run.HasCheckpoint)
+        {
+            start = run.LoadCheckpoint(model, adam);
+            // NOTE: rows past the checkpoint come from an epoch that was killed before its checkpoint landed.
+            if (File.Exists(run.MetricsPath)) metrics.AddRange(RunCsv.ReadMetrics(run.MetricsPath).Where(r => r.Epoch <= start));
+            if (File.Exists(run.ActivityPath)) activity.AddRange(RunCsv.ReadActivity(run.ActivityPath).Where(r => r.Epoch <= start));
+            progress.Info(start >= config.Epochs
+                ? $"run already has {start} epochs (asked for {config.Epochs}): nothing to train"
+                : $"resuming after epoch {start} of {config.Epochs}");
+        }
+        else
+        {
+            run.WriteConfig(config);
+        }
+
+        var binarizer = new Binarizer(train, config.EffectiveBinarization, config.Seed);
+        var testImages = new Binarizer(data.Test, config.EffectiveBinarization, config.Seed).Epoch(0);
+        int batches = Batches.Count(train.Count, config.Batch);
+        var groupBuffer = new int[config.Batch];
+
+        for (int epoch = start; epoch < config.Epochs; epoch++)
+        {
+            var clock = Stopwatch.StartNew();
+            float lr = Schedules.LearningRate(config.Schedule, config.Lr, epoch);
+            adam.LearningRate = lr;
+            progress.EpochStarted(epoch + 1, config.Epochs, batches);
+
+            int[]? assignment = model.Groups > 1 ? AssignAll(model, binarizer, epoch) : null;
+            var order = assignment is null
+                ? Batches.Shuffled(config.Seed, epoch, train.Count)
+                : Batches.Stratified(assignment, config.Batch, config.Seed, epoch);
+            var noise = new Rng(config.Seed, TrainStreams.Noise(epoch));
+            model.Train();
+            double boundSum = 0;
+            float beta = 1f;
+            for (int b = 0; b < batches; b++)
+            {
+                var rows = Batches.Batch(order, config.Batch, b);
+                var groups = groupBuffer.AsSpan(0, rows.Length);
+                for (int i = 0; i < rows.Length; i++) groups[i] = assignment?[rows[i]] ?? 0;
+                beta = config.KlWeight * Schedules.WarmupBeta(config.WarmupEpochs, batches, adam.StepCount);
+                float loss;
+                using (Workspace.Begin())
+                {
+                    var x = Tensor.Empty(rows.Length, dim);
+                    binarizer.Fill(rows, epoch, x.Data);
+                    var objective = -model.Objective(x, groups, config.K, beta, noise).Mean();
+                    objective.Backward();
+                    loss = objective.Item();
+                }
+                if (!float.IsFinite(loss))
+                    throw new TrainingDivergedException(run, epoch + 1, b + 1, $"the loss is {loss}");
+                adam.Step();
+                adam.ZeroGrad();
+                boundSum -= (double)loss * rows.Length;
+                progress.BatchCompleted(b + 1, -loss);
+            }
+            foreach (var p in model.Parameters())
+                foreach (float v in p.Data)
+                    if (!float.IsFinite(v))
+                        throw new TrainingDivergedException(run, epoch + 1, batches, "a weight is not finite");
+
+            var eval = Evaluation.Evaluate(model, testImages, data.Test.Count, config.K, new Rng(config.Seed, TrainStreams.Eval(epoch)));
+            var row = new MetricsRow(epoch + 1, lr, beta, boundSum / train.Count, eval.Bound, eval.Units.TotalKl,
+                eval.Units.ActiveUnits(), clock.Elapsed.TotalSeconds);
+            metrics.Add(row);
+            for (int u = 0; u < model.Latent; u++) activity.Add(new ActivityRow(epoch + 1, u, eval.Units.Activity[u], eval.Units.Kl[u]));
+            RunCsv.WriteMetrics(run.MetricsPath, metrics);
+            RunCsv.WriteActivity(run.ActivityPath, activity);
+            run.SaveCheckpoint(model, adam, epoch + 1);
+            progress.EpochCompleted(row);
+        }
+        model.Eval();
+        return new TrainingResult(model, metrics);
+    }
+
+    /// <summary>Each training example's best group y* under this epoch's binarized images (Algorithm 1, step 3).</summary>
+    static int[] AssignAll(GenerativeModel model, Binarizer binarizer, int epoch, int batch = 500)
+    {
+        int n = binarizer.Data.Count, dim = binarizer.Data.Dim;
+        var assignment = new int[n];
+        bool wasTraining = model.Training;
+        model.Eval();
+        try
+        {
+            for (int s = 0; s < n; s += batch)
+            {
+                int m = Math.Min(batch, n - s);
+                using var ws = Workspace.Begin();
+                var x = Tensor.Empty(m, dim);
+                binarizer.FillRange(s, m, epoch, x.Data);
+                model.Assign(x).CopyTo(assignment, s);
+            }
+        }
+        finally
+        {
+            model.Train(wasTraining);
+        }
+        return assignment;
+    }
+}
+
+/// <summary>Training stopped because the loss or the weights became NaN or infinite.</summary>
+public sealed class TrainingDivergedException : VaeResearchException
+{
+    internal TrainingDivergedException(RunFolder run, int epoch, int batch, string what)
+        : base($"training diverged in epoch {epoch}, minibatch {batch}: {what}. " +
+               (epoch > 1
+                   ? $"The last good checkpoint (epoch {epoch - 1}) is kept in {run.Path}; "
+                   : $"No epoch completed, so {run.Path} has no checkpoint; ") +
+               "try a smaller --lr, a larger --adam-eps or warm-up (--warmup-epochs).")
+    {
+        Epoch = epoch;
+    }
+
+    /// <summary>The epoch (1-based) in which training diverged.</summary>
+    public int Epoch { get; }
+}
