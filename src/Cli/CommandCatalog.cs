@@ -9,6 +9,10 @@ static class CommandCatalog
     {
         yield return DataCommand.Create();
         yield return TrainCommand.Create();
+        yield return EvalCommand.Create();
+        yield return EncodeCommand.Create();
+        yield return SampleCommand.Create();
+        yield return ReconstructCommand.Create();
         yield return BenchCommand.Create();
     }
 }

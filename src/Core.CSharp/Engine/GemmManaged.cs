@@ -141,12 +141,12 @@ internal static unsafe class ManagedGemm
                 int kc = Math.Min(kcStep, k - pc);
                 // NOTE: beta applies once, in the first k block; later blocks accumulate (beta = 1).
                 float beta = pc == 0 ? p.Beta : 1f;
-                GemmPacking.PackB(nr, p.TransB, p.TransB ? p.B + jc * p.Ldb + pc : p.B + pc * p.Ldb + jc,
+                GemmPacking.PackB<TK>(p.TransB, p.TransB ? p.B + jc * p.Ldb + pc : p.B + pc * p.Ldb + jc,
                     p.Ldb, kc, nc, bp);
                 for (int ic = 0; ic < m; ic += mcStep)
                 {
                     int mc = Math.Min(mcStep, m - ic);
-                    GemmPacking.PackA(mr, p.TransA, p.TransA ? p.A + pc * p.Lda + ic : p.A + ic * p.Lda + pc,
+                    GemmPacking.PackA<TK>(p.TransA, p.TransA ? p.A + pc * p.Lda + ic : p.A + ic * p.Lda + pc,
                         p.Lda, mc, kc, ap);
                     Macro<TK>(mc, nc, kc, ap, bp, p.C + ic * p.Ldc + jc, p.Ldc, p.Alpha, beta, tile);
                 }

@@ -16,101 +16,145 @@ namespace VaeResearch.Engine;
 [SkipLocalsInit]
 internal static unsafe class GemmPacking
 {
+    /// <summary>A panel width known to the JIT as a constant (MR of the A panels, NR of the B panels).</summary>
+    internal interface IPanelWidth
+    {
+        /// <summary>The panel width.</summary>
+        static abstract int W { get; }
+    }
+
+    /// <summary>Width of the A panels of kernel TK.</summary>
+    internal readonly struct RowsOf<TK> : IPanelWidth where TK : struct, IGemmKernel
+    {
+        public static int W => TK.MR;
+    }
+
+    /// <summary>Width of the B panels of kernel TK.</summary>
+    internal readonly struct ColsOf<TK> : IPanelWidth where TK : struct, IGemmKernel
+    {
+        public static int W => TK.NR;
+    }
+
     /// <summary>
     /// Packs op(A)[0..mc, 0..kc) where <paramref name="a"/> points at op(A)[0, 0]:
     /// op(A)[i, p] = a[i*lda + p], or a[p*lda + i] when <paramref name="transA"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackA(int mrTile, bool transA, float* a, nint lda, int mc, int kc, float* dst)
+    public static void PackA<TK>(bool transA, float* a, nint lda, int mc, int kc, float* dst)
+        where TK : struct, IGemmKernel
     {
-        for (int ir = 0; ir < mc; ir += mrTile)
-        {
-            int mr = Math.Min(mrTile, mc - ir);
-            float* panel = dst + (nint)ir * kc;
-            if (transA)
-                CopyRows(a + ir, lda, mr, mrTile, kc, panel);
-            else
-                TransposePanel(a + ir * lda, lda, mr, mrTile, kc, panel);
-        }
+        if (transA) RowsToPanels<RowsOf<TK>>(a, lda, mc, kc, dst);
+        else TransposeToPanels<RowsOf<TK>>(a, lda, mc, kc, dst);
     }
 
     /// <summary>
     /// Packs op(B)[0..kc, 0..nc) where <paramref name="b"/> points at op(B)[0, 0]:
     /// op(B)[p, j] = b[p*ldb + j], or b[j*ldb + p] when <paramref name="transB"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackB(int nrTile, bool transB, float* b, nint ldb, int kc, int nc, float* dst)
+    public static void PackB<TK>(bool transB, float* b, nint ldb, int kc, int nc, float* dst)
+        where TK : struct, IGemmKernel
     {
-        for (int jr = 0; jr < nc; jr += nrTile)
+        if (transB) TransposeToPanels<ColsOf<TK>>(b, ldb, nc, kc, dst);
+        else RowsToPanels<ColsOf<TK>>(b, ldb, nc, kc, dst);
+    }
+
+    /// <summary>How many rows ahead <see cref="RowsToPanels"/> prefetches its source.</summary>
+    const int PrefetchRows = 6;
+
+    /// <summary>
+    /// Panels of width W from a source stored along the panel's width: element (p, x) at src[p*ld + x]
+    /// for p &lt; kc, x &lt; extent; panel q at dst + q*W*kc holds (p, q*W + w) at [p*W + w].
+    /// </summary>
+    /// <remarks>
+    /// Walks the source row by row (each row once, across all panels), so it streams long contiguous
+    /// runs instead of W-float snippets per panel, and prefetches a few rows ahead: the source is
+    /// usually a large activation matrix coming from L3 or DRAM.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RowsToPanels<TW>(float* src, nint ld, int extent, int kc, float* dst) where TW : struct, IPanelWidth
+    {
+        int w = TW.W;
+        int full = extent / w;
+        int rest = extent - full * w;
+        nint panelSize = (nint)w * kc;
+        for (int p = 0; p < kc; p++)
         {
-            int nr = Math.Min(nrTile, nc - jr);
-            float* panel = dst + (nint)jr * kc;
-            if (transB)
-                TransposePanel(b + jr * ldb, ldb, nr, nrTile, kc, panel);
-            else
+            float* row = src + p * ld;
+            if (p + PrefetchRows < kc) PrefetchRange(row + PrefetchRows * ld, extent);
+            float* d = dst + (nint)p * w;
+            for (int q = 0; q < full; q++, d += panelSize)
+                CopyWidth<TW>(row + q * w, d);
+            if (rest > 0)
             {
-                CopyRows(b + jr, ldb, nr, nrTile, kc, panel);
+                float* r = row + full * w;
+                int x = 0;
+                for (; x < rest; x++) d[x] = r[x];
+                for (; x < w; x++) d[x] = 0f;
             }
         }
     }
 
-    /// <summary>
-    /// dst[p*width + i] = src[p*srcStride + i] for i &lt; count, 0 for count &lt;= i &lt; width; p in [0, kc).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void CopyRows(float* src, nint srcStride, int count, int width, int kc, float* dst)
+    /// <summary>Copies W floats (W a JIT-time constant, at most 32) with vector moves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void CopyWidth<TW>(float* s, float* d) where TW : struct, IPanelWidth
     {
-        if (count == 32 && width == 32 && Vector256.IsHardwareAccelerated)
+        int w = TW.W;
+        if (w >= 8 && Vector256.IsHardwareAccelerated)
         {
-            for (int p = 0; p < kc; p++, src += srcStride, dst += 32)
-            {
-                Vector256.Store(Vector256.Load(src), dst);
-                Vector256.Store(Vector256.Load(src + 8), dst + 8);
-                Vector256.Store(Vector256.Load(src + 16), dst + 16);
-                Vector256.Store(Vector256.Load(src + 24), dst + 24);
-            }
-            return;
+            Vector256.Store(Vector256.Load(s), d);
+            if (w >= 16) Vector256.Store(Vector256.Load(s + 8), d + 8);
+            if (w >= 24) Vector256.Store(Vector256.Load(s + 16), d + 16);
+            if (w >= 32) Vector256.Store(Vector256.Load(s + 24), d + 24);
+            // NOTE: a width that is not a multiple of 8 (MR = 10) ends with an overlapping vector:
+            // floats w-8..w-1, some of them already copied (with the same values).
+            if (w % 8 != 0) Vector256.Store(Vector256.Load(s + (w - 8)), d + (w - 8));
         }
-        if (count == 16 && width == 16 && Vector256.IsHardwareAccelerated)
+        else if (w >= 4 && Vector128.IsHardwareAccelerated)
         {
-            for (int p = 0; p < kc; p++, src += srcStride, dst += 16)
-            {
-                Vector256.Store(Vector256.Load(src), dst);
-                Vector256.Store(Vector256.Load(src + 8), dst + 8);
-            }
-            return;
+            Vector128.Store(Vector128.Load(s), d);
+            if (w % 4 != 0) Vector128.Store(Vector128.Load(s + (w - 4)), d + (w - 4));
         }
-        if (count == 8 && width == 8 && Vector256.IsHardwareAccelerated)
+        else
         {
-            for (int p = 0; p < kc; p++, src += srcStride, dst += 8)
-                Vector256.Store(Vector256.Load(src), dst);
-            return;
-        }
-        for (int p = 0; p < kc; p++, src += srcStride, dst += width)
-        {
-            int i = 0;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                for (; i + 8 <= count; i += 8) Vector256.Store(Vector256.Load(src + i), dst + i);
-            }
-            for (; i < count; i++) dst[i] = src[i];
-            for (; i < width; i++) dst[i] = 0f;
+            for (int x = 0; x < w; x++) d[x] = s[x];
         }
     }
 
     /// <summary>
-    /// dst[p*width + r] = src[r*srcStride + p] for r &lt; count, 0 for count &lt;= r &lt; width; p in [0, kc):
-    /// a micro-panel from <paramref name="count"/> source rows that run along k.
+    /// Panels of width W from a source stored across the panel's width: element (p, x) at src[x*ld + p]
+    /// for p &lt; kc, x &lt; extent; panel q at dst + q*W*kc holds (p, q*W + w) at [p*W + w].
     /// </summary>
-    static void TransposePanel(float* src, nint srcStride, int count, int width, int kc, float* dst)
+    /// <remarks>Before transposing each panel it prefetches the source rows of the next one.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void TransposeToPanels<TW>(float* src, nint ld, int extent, int kc, float* dst) where TW : struct, IPanelWidth
     {
-        // NOTE: the 8x8 transposes need whole groups of 8 source rows; a partial group (and the
-        // zero rows after it) goes through the scalar path of TransposeRows.
-        int g = 0;
-        for (; g + 8 <= count; g += 8)
-            TransposeRows(src + g * srcStride, srcStride, 8, 8, width, kc, dst + g);
-        if (g < width)
-            TransposeRows(src + g * srcStride, srcStride, count - g, width - g, width, kc, dst + g);
+        int w = TW.W;
+        for (int x0 = 0; x0 < extent; x0 += w)
+        {
+            int count = Math.Min(w, extent - x0);
+            int next = Math.Min(w, extent - x0 - w);
+            for (int r = 0; r < next; r++) PrefetchRange(src + (x0 + w + r) * ld, kc);
+            float* s = src + x0 * ld;
+            float* panel = dst + (nint)x0 * kc;
+            // NOTE: the 8x8 transposes need whole groups of 8 source rows; a partial group (and the
+            // zero rows after it) goes through the scalar path of TransposeRows.
+            int g = 0;
+            for (; g + 8 <= count; g += 8)
+                TransposeRows(s + g * ld, ld, 8, 8, w, kc, panel + g);
+            if (g < w)
+                TransposeRows(s + g * ld, ld, count - g, w - g, w, kc, panel + g);
+        }
+    }
+
+    /// <summary>Prefetches the cache lines of src[0..count) into L1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchRange(float* src, int count)
+    {
+        if (!Sse.IsSupported) return;
+        byte* p = (byte*)src;
+        byte* end = (byte*)(src + count);
+        for (; p < end; p += 64) Sse.Prefetch0(p);
+        // NOTE: the last line, in case src is not line-aligned and the loop stopped short of it.
+        Sse.Prefetch0(end - 1);
     }
 
     /// <summary>

@@ -77,11 +77,7 @@ public sealed class EpitomicVae : GenerativeModel
         {
             var b = boundForGroup(y).Data;
             acc ??= Enumerable.Repeat(double.NegativeInfinity, b.Length).ToArray();
-            for (int i = 0; i < b.Length; i++)
-            {
-                double m = Math.Max(acc[i], b[i]);
-                acc[i] = double.IsNegativeInfinity(m) ? m : m + Math.Log(Math.Exp(acc[i] - m) + Math.Exp(b[i] - m));
-            }
+            for (int i = 0; i < b.Length; i++) acc[i] = LogSpace.Add(acc[i], b[i]);
         }
         var result = Tensor.Empty(acc!.Length);
         var r = result.Data;

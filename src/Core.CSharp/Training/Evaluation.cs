@@ -54,47 +54,24 @@ public static class Evaluation
     public static double[] LogLikelihoodBounds(GenerativeModel model, float[] images, int count, int k, Rng rng, Action<int>? progress = null)
     {
         if (k < 1) throw new VaeResearchException($"--k must be >= 1, got {k}");
-        int dim = model.Input;
         int chunk = Math.Max(1, Math.Min(k, RowBudget / model.Groups));
         int batch = Math.Max(1, Math.Min(count, RowBudget / (chunk * model.Groups)));
         var result = new double[count];
-        bool wasTraining = model.Training;
-        model.Eval();
-        try
+        ForEachBatch(model, images, count, batch, (x, start, n) =>
         {
-            using var noGrad = Autograd.NoGrad();
-            for (int start = 0; start < count; start += batch)
+            var acc = new double[n];
+            Array.Fill(acc, double.NegativeInfinity);
+            for (int done = 0; done < k; done += chunk)
             {
-                int n = Math.Min(batch, count - start);
-                var acc = new double[n];
-                Array.Fill(acc, double.NegativeInfinity);
-                for (int done = 0; done < k; done += chunk)
-                {
-                    int kc = Math.Min(chunk, k - done);
-                    using var ws = Workspace.Begin();
-                    var x = Tensor.Empty(n, dim);
-                    images.AsSpan(start * dim, n * dim).CopyTo(x.Data);
-                    var bound = model.LogLikelihoodBound(x, kc, rng).Data;
-                    for (int i = 0; i < n; i++) acc[i] = LogAddExp(acc[i], bound[i] + Math.Log((double)kc / k));
-                }
-                acc.CopyTo(result, start);
-                progress?.Invoke(start + n);
+                int kc = Math.Min(chunk, k - done);
+                using var ws = Workspace.Begin();
+                var bound = model.LogLikelihoodBound(x, kc, rng).Data;
+                for (int i = 0; i < n; i++) acc[i] = LogSpace.Add(acc[i], bound[i] + Math.Log((double)kc / k));
             }
-        }
-        finally
-        {
-            model.Train(wasTraining);
-        }
+            acc.CopyTo(result, start);
+            progress?.Invoke(start + n);
+        });
         return result;
-    }
-
-    // NOTE: log(e^a + e^b) without overflow; -inf + -inf stays -inf.
-    static double LogAddExp(double a, double b)
-    {
-        if (double.IsNegativeInfinity(a)) return b;
-        if (double.IsNegativeInfinity(b)) return a;
-        double m = Math.Max(a, b);
-        return m + Math.Log(Math.Exp(a - m) + Math.Exp(b - m));
     }
 
     /// <summary>
@@ -104,10 +81,63 @@ public static class Evaluation
     /// </summary>
     public static DataEvaluation Evaluate(GenerativeModel model, float[] images, int count, int k, Rng rng, int batch = 100)
     {
-        int dim = model.Input, latent = model.Latent;
+        int latent = model.Latent;
         var means = new float[(long)count * latent];
         var klSum = new double[latent];
         double boundSum = 0;
+        ForEachBatch(model, images, count, batch, (x, start, n) =>
+        {
+            var groups = model.Assign(x);
+            var bound = model.Objective(x, groups, k, 1f, rng).Data;
+            foreach (float b in bound) boundSum += b;
+            var q = model.Encode(x, groups);
+            q.Mu.Data.CopyTo(means.AsSpan(start * latent, n * latent));
+            var kl = Bounds.KlPerUnit(q).Data;
+            for (int i = 0; i < n; i++)
+                for (int u = 0; u < latent; u++) klSum[u] += kl[i * latent + u];
+        });
+        var activity = Activity(means, count, latent);
+        return new DataEvaluation(boundSum / count, new UnitStatistics(activity, klSum.Select(s => s / count).ToArray()));
+    }
+
+    /// <summary>
+    /// E_q[z|x] for <paramref name="count"/> images [count, N], row-major [count, D]; models with groups use each
+    /// image's best group y* (units outside it are 0).
+    /// </summary>
+    public static float[] PosteriorMeans(GenerativeModel model, float[] images, int count, int batch = 500)
+    {
+        int latent = model.Latent;
+        var result = new float[(long)count * latent];
+        ForEachBatch(model, images, count, batch, (x, start, n) =>
+            model.Encode(x, model.Assign(x)).Mu.Data.CopyTo(result.AsSpan(start * latent, n * latent)));
+        return result;
+    }
+
+    /// <summary>
+    /// Reconstructions E[x | z = E_q[z|x]] of <paramref name="count"/> images, [count, N]; models with groups
+    /// decode through each image's best group y*.
+    /// </summary>
+    public static float[] Reconstructions(GenerativeModel model, float[] images, int count, int batch = 500)
+    {
+        int dim = model.Input;
+        var result = new float[(long)count * dim];
+        ForEachBatch(model, images, count, batch, (x, start, n) =>
+        {
+            var groups = model.Assign(x);
+            model.DecodeMean(model.Encode(x, groups).Mu, groups).Data.CopyTo(result.AsSpan(start * dim, n * dim));
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(x, start, n) on consecutive batches x [n, N] of the images, in evaluation mode
+    /// without gradients, each batch in its own workspace; the model's mode is restored afterwards.
+    /// </summary>
+    static void ForEachBatch(GenerativeModel model, float[] images, int count, int batch, Action<Tensor, int, int> body)
+    {
+        int dim = model.Input;
+        if (images.Length < (long)count * dim)
+            throw new ArgumentException($"{images.Length} values cannot hold {count} images of {dim} values");
         bool wasTraining = model.Training;
         model.Eval();
         try
@@ -119,22 +149,13 @@ public static class Evaluation
                 using var ws = Workspace.Begin();
                 var x = Tensor.Empty(n, dim);
                 images.AsSpan(start * dim, n * dim).CopyTo(x.Data);
-                var groups = model.Assign(x);
-                var bound = model.Objective(x, groups, k, 1f, rng).Data;
-                foreach (float b in bound) boundSum += b;
-                var q = model.Encode(x, groups);
-                q.Mu.Data.CopyTo(means.AsSpan(start * latent, n * latent));
-                var kl = Bounds.KlPerUnit(q).Data;
-                for (int i = 0; i < n; i++)
-                    for (int u = 0; u < latent; u++) klSum[u] += kl[i * latent + u];
+                body(x, start, n);
             }
         }
         finally
         {
             model.Train(wasTraining);
         }
-        var activity = Activity(means, count, latent);
-        return new DataEvaluation(boundSum / count, new UnitStatistics(activity, klSum.Select(s => s / count).ToArray()));
     }
 
     /// <summary>

@@ -13,7 +13,7 @@ public static class ModelFactory
     public static GenerativeModel Build(TrainConfig config, int input, Rng rng)
     {
         Vae Net(int latent, IReadOnlyList<int> hidden) =>
-            new(input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, config.DropoutZ, rng);
+            new(input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng);
         switch (config.Model)
         {
             case ModelKind.Vae:

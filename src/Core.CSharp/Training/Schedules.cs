@@ -13,7 +13,7 @@ public static class Schedules
     /// Learning rate for 0-based <paramref name="epoch"/>: constant, or Burda et al. (2015): stage i (i = 0..7)
     /// lasts 3^i epochs with lr = base * 10^(-i/7); after the last stage the last rate is kept.
     /// </summary>
-    public static float LearningRate(ScheduleKind kind, float baseRate, int epoch)
+    public static double LearningRate(ScheduleKind kind, double baseRate, int epoch)
     {
         if (kind == ScheduleKind.Constant) return baseRate;
         int stage = 0, end = 1;
@@ -22,17 +22,17 @@ public static class Schedules
             stage++;
             end += (int)Math.Pow(3, stage);
         }
-        return (float)(baseRate * Math.Pow(10, -stage / 7.0));
+        return baseRate * Math.Pow(10, -stage / 7.0);
     }
 
     /// <summary>
     /// Warm-up beta after <paramref name="step"/> completed optimizer steps: rises linearly from 0 (step 0) to 1
     /// at <paramref name="warmupEpochs"/> * <paramref name="stepsPerEpoch"/> steps and stays 1 (activity paper, section 2.6).
     /// </summary>
-    public static float WarmupBeta(int warmupEpochs, int stepsPerEpoch, long step)
+    public static double WarmupBeta(int warmupEpochs, int stepsPerEpoch, long step)
     {
-        if (warmupEpochs <= 0) return 1f;
+        if (warmupEpochs <= 0) return 1.0;
         double total = (double)warmupEpochs * stepsPerEpoch;
-        return (float)Math.Min(1.0, step / total);
+        return Math.Min(1.0, step / total);
     }
 }

@@ -65,19 +65,19 @@ public sealed record TrainConfig
     public ScheduleKind Schedule { get; init; } = ScheduleKind.Constant;
 
     /// <summary>Base learning rate.</summary>
-    public float Lr { get; init; } = 1e-3f;
+    public double Lr { get; init; } = 1e-3;
 
     /// <summary>Adam beta1.</summary>
-    public float AdamBeta1 { get; init; } = 0.9f;
+    public double AdamBeta1 { get; init; } = 0.9;
 
     /// <summary>Adam beta2.</summary>
-    public float AdamBeta2 { get; init; } = 0.999f;
+    public double AdamBeta2 { get; init; } = 0.999;
 
     /// <summary>Adam epsilon.</summary>
-    public float AdamEps { get; init; } = 1e-4f;
+    public double AdamEps { get; init; } = 1e-4;
 
     /// <summary>KL weight lambda (eVAE paper, section 3.1); 1 is the true bound.</summary>
-    public float KlWeight { get; init; } = 1f;
+    public double KlWeight { get; init; } = 1;
 
     /// <summary>Epochs over which beta rises linearly from 0 to 1, per step (activity paper, section 2.6).</summary>
     public int WarmupEpochs { get; init; }
@@ -86,7 +86,7 @@ public sealed record TrainConfig
     public bool Batchnorm { get; init; }
 
     /// <summary>Dropout probability on z during training (eVAE paper, section 3.2).</summary>
-    public float DropoutZ { get; init; }
+    public double DropoutZ { get; init; }
 
     /// <summary>Epitome size K (eVAE and mVAE).</summary>
     public int? EpitomeSize { get; init; }
@@ -126,11 +126,11 @@ public sealed record TrainConfig
         Require(Batch >= 2 || !Batchnorm, $"--batch must be >= 2 with --batchnorm, got {Batch}");
         Require(Batch >= 1, $"--batch must be >= 1, got {Batch}");
         Require(Epochs >= 1, $"--epochs must be >= 1, got {Epochs}");
-        Require(float.IsFinite(Lr) && Lr > 0, $"--lr must be positive, got {Lr}");
+        Require(double.IsFinite(Lr) && Lr > 0, $"--lr must be positive, got {Lr}");
         Require(AdamBeta1 >= 0 && AdamBeta1 < 1, $"--adam-beta1 must be in [0, 1), got {AdamBeta1}");
         Require(AdamBeta2 >= 0 && AdamBeta2 < 1, $"--adam-beta2 must be in [0, 1), got {AdamBeta2}");
-        Require(float.IsFinite(AdamEps) && AdamEps > 0, $"--adam-eps must be positive, got {AdamEps}");
-        Require(float.IsFinite(KlWeight) && KlWeight >= 0, $"--kl-weight must be >= 0, got {KlWeight}");
+        Require(double.IsFinite(AdamEps) && AdamEps > 0, $"--adam-eps must be positive, got {AdamEps}");
+        Require(double.IsFinite(KlWeight) && KlWeight >= 0, $"--kl-weight must be >= 0, got {KlWeight}");
         Require(WarmupEpochs >= 0, $"--warmup-epochs must be >= 0, got {WarmupEpochs}");
         Require(DropoutZ >= 0 && DropoutZ < 1, $"--dropout-z must be in [0, 1), got {DropoutZ}");
         Require(TrainSubset is null or >= 1, $"--train-subset must be >= 1, got {TrainSubset}");

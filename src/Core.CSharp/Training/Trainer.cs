@@ -24,7 +24,7 @@ public interface ITrainingProgress
 /// <summary>Random streams of a training run: each a pure function of (seed, purpose, epoch), so resumed runs replay them.</summary>
 public static class TrainStreams
 {
-    const ulong InitTag = 0x7E01, NoiseTag = 0x7E02, EvalTag = 0x7E03;
+    const ulong InitTag = 0x7E01, NoiseTag = 0x7E02, EvalTag = 0x7E03, ToolTag = 0x7E04;
 
     /// <summary>Weight initialization.</summary>
     public const ulong Init = InitTag << 48;
@@ -34,6 +34,9 @@ public static class TrainStreams
 
     /// <summary>Sampling noise of the evaluation after epoch <paramref name="epoch"/> (0-based).</summary>
     public static ulong Eval(int epoch) => (EvalTag << 48) | (uint)epoch;
+
+    /// <summary>Noise of a command run on a trained model (<c>vae eval</c>, <c>vae sample</c>, ...), by command id.</summary>
+    public static ulong Tool(uint command) => (ToolTag << 48) | command;
 }
 
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
@@ -71,7 +74,7 @@ public static class Trainer
         var train = data.Train;
         int dim = train.Dim;
         var model = ModelFactory.Build(config, dim, new Rng(config.Seed, TrainStreams.Init));
-        var adam = new Adam(model.Parameters(), config.Lr, config.AdamBeta1, config.AdamBeta2, config.AdamEps);
+        var adam = new Adam(model.Parameters(), (float)config.Lr, (float)config.AdamBeta1, (float)config.AdamBeta2, (float)config.AdamEps);
 
         int start = 0;
         var metrics = new List<MetricsRow>();
@@ -99,8 +102,8 @@ public static class Trainer
         for (int epoch = start; epoch < config.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            float lr = Schedules.LearningRate(config.Schedule, config.Lr, epoch);
-            adam.LearningRate = lr;
+            double lr = Schedules.LearningRate(config.Schedule, config.Lr, epoch);
+            adam.LearningRate = (float)lr;
             progress.EpochStarted(epoch + 1, config.Epochs, batches);
 
             int[]? assignment = model.Groups > 1 ? AssignAll(model, binarizer, epoch) : null;
@@ -110,7 +113,7 @@ public static class Trainer
             var noise = new Rng(config.Seed, TrainStreams.Noise(epoch));
             model.Train();
             double boundSum = 0;
-            float beta = 1f;
+            double beta = 1.0;
             for (int b = 0; b < batches; b++)
             {
                 var rows = Batches.Batch(order, config.Batch, b);
@@ -122,7 +125,7 @@ public static class Trainer
                 {
                     var x = Tensor.Empty(rows.Length, dim);
                     binarizer.Fill(rows, epoch, x.Data);
-                    var objective = -model.Objective(x, groups, config.K, beta, noise).Mean();
+                    var objective = -model.Objective(x, groups, config.K, (float)beta, noise).Mean();
                     objective.Backward();
                     loss = objective.Item();
                 }

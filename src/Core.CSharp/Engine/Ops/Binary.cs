@@ -42,7 +42,8 @@ public sealed partial class Tensor
 
     static Tensor Binary(Tensor a, Tensor b, BinaryOp op)
     {
-        bool aBig = a.Size >= b.Size;
+        // NOTE: with equal sizes the operand of higher rank is the larger ([1, n, d] against [n, d]; [1] against []).
+        bool aBig = a.Size > b.Size || (a.Size == b.Size && a.Rank >= b.Rank);
         var big = aBig ? a : b;
         var small = aBig ? b : a;
         if (!IsSuffix(small.ShapeSpan, big.ShapeSpan))

@@ -11,8 +11,15 @@ internal static class Kernels
     /// <summary>Elements below which a kernel runs on one thread.</summary>
     public const int ParallelMin = 1 << 15;
 
+    /// <summary>Elements per alignment unit of <see cref="Chunked"/>: a multiple of every SIMD width used.</summary>
+    const int ChunkAlign = 16;
+
     /// <summary>Runs <paramref name="body"/>(start, end) over [0, n) on up to <see cref="Parallelism.Threads"/> workers.</summary>
-    public static void Chunked(int n, Action<int, int> body) => Parallelism.For(n, ParallelMin, body);
+    // NOTE: chunk boundaries are multiples of ChunkAlign, so each element takes the same path (SIMD body or
+    // scalar tail, which may differ in the last ulp) whatever the thread count.
+    public static void Chunked(int n, Action<int, int> body) =>
+        Parallelism.For((n + ChunkAlign - 1) / ChunkAlign, ParallelMin / ChunkAlign,
+            (s, e) => body(s * ChunkAlign, Math.Min(e * ChunkAlign, n)));
 
     /// <summary>log(1 + u) for u &gt;= 0, accurate for tiny u.</summary>
     // NOTE: Goldberg's trick: with w = fl(1 + u), log(w) * u / (w - 1) cancels the rounding of 1 + u;

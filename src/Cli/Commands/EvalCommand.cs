@@ -1,0 +1,72 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using VaeResearch.Data;
+using VaeResearch.Engine;
+using VaeResearch.Training;
+using static VaeResearch.Cli.CliOptions;
+
+namespace VaeResearch.Cli.Commands;
+
+/// <summary><c>vae eval RUN [--k 5000]</c>: the importance-weighted NLL estimate -mean L_k on the test set.</summary>
+static class EvalCommand
+{
+    public static Command Create()
+    {
+        var run = RunArgument.Create();
+        var k = Value("--k", "Importance samples k (the papers report k = 5000).", 5000);
+        var subset = Optional<int>("--subset", "Evaluate the first N test images only.");
+        var binarize = OptionalChoice("--binarize", "Binarization of the test images (default: the run's; the test set uses one fixed seeded sample).",
+            BinarizationNames.All.ToArray());
+        var json = new Option<FileInfo?>("--json") { Description = "Where to write the result (default: RUN/eval.json)." };
+        var seed = Value("--seed", "Seed of the importance samples.", 0UL);
+        var threads = Optional<int>("--threads", "Worker threads (default: all cores).");
+        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var command = new Command("eval",
+            "Estimate the test negative log-likelihood NLL = -mean_x L_k(x) in nats with its standard error, batched so memory " +
+            "stays bounded for any k. For eVAE and mVAE the discrete y is marginalized: log sum_y p(y) (1/k) sum_i w_(y,i), " +
+            "k samples per epitome (a lower bound on log p(x) in expectation). Writes eval.json (nll, standard_error, k, n, binarize).")
+        {
+            run, k, subset, binarize, json, seed, threads, dataDir,
+        };
+        command.SetAction(parse => CliRunner.Run("eval", () =>
+        {
+            if (parse.GetValue(threads) is int t) Parallelism.Threads = t;
+            int kValue = parse.GetValue(k);
+            if (kValue < 1) throw new VaeResearchException($"--k must be >= 1, got {kValue}");
+            if (parse.GetValue(subset) is < 1) throw new VaeResearchException($"--subset must be >= 1, got {parse.GetValue(subset)}");
+            var trained = TrainedRun.Load(parse.GetValue(run)!.FullName);
+            var data = Trainer.LoadData(trained.Config with { TestSubset = parse.GetValue(subset) }, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
+            var mode = parse.GetValue(binarize) is { } b ? BinarizationNames.Parse(b) : trained.Config.EffectiveBinarization;
+            var images = trained.Images(data.Test, mode);
+            var clock = Stopwatch.StartNew();
+            int n = data.Test.Count;
+            int reported = 0;
+            var bounds = Evaluation.LogLikelihoodBounds(trained.Model, images, n, kValue, new Rng(parse.GetValue(seed), TrainStreams.Tool(1)), done =>
+            {
+                if (done * 10 / n > reported * 10 / n || done == n)
+                {
+                    Console.Error.WriteLine($"eval: {done}/{n} images ({clock.Elapsed.TotalSeconds:F0} s)");
+                    reported = done;
+                }
+            });
+            var estimate = Estimate.Of(bounds.Select(v => -v).ToList());
+            Console.WriteLine($"NLL = {estimate.Mean:F2} +/- {estimate.StandardError:F2} nats (-mean L_{kValue} over {n} test images, {mode.ToName()}, {clock.Elapsed.TotalSeconds:F1} s)");
+            var path = parse.GetValue(json)?.FullName ?? trained.Folder.EvalPath;
+            var result = new Dictionary<string, object>
+            {
+                ["nll"] = estimate.Mean,
+                ["standard_error"] = estimate.StandardError,
+                ["k"] = kValue,
+                ["n"] = n,
+                ["binarize"] = mode.ToName(),
+                ["epoch"] = trained.Epoch,
+                ["seconds"] = clock.Elapsed.TotalSeconds,
+            };
+            AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, RunFolder.Json) + "\n");
+            Console.Error.WriteLine($"wrote {path}");
+            return 0;
+        }));
+        return command;
+    }
+}
