@@ -13,6 +13,10 @@ static class CommandCatalog
         yield return EncodeCommand.Create();
         yield return SampleCommand.Create();
         yield return ReconstructCommand.Create();
+        yield return ActivityCommand.Create();
+        yield return ParzenCommand.Create();
+        yield return ReportCommand.Create();
+        yield return TablesCommand.Create();
         yield return BenchCommand.Create();
     }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace VaeResearch.Engine;
 
@@ -148,17 +149,92 @@ internal static unsafe class ManagedGemm
                     int mc = Math.Min(mcStep, m - ic);
                     GemmPacking.PackA<TK>(p.TransA, p.TransA ? p.A + pc * p.Lda + ic : p.A + ic * p.Lda + pc,
                         p.Lda, mc, kc, ap);
-                    Macro<TK>(mc, nc, kc, ap, bp, p.C + ic * p.Ldc + jc, p.Ldc, p.Alpha, beta, tile);
+                    // NOTE: while the kernels work on this block, pull the source of the next packing
+                    // (next A block; after the last one, the next k block of B and its first A block)
+                    // towards L2. A large activation matrix otherwise streams from L3/DRAM during packing,
+                    // which costs up to ~20% on the backward shapes (dW = dY^T X, dX = dY W).
+                    Prefetcher next1 = default, next2 = default;
+                    if (ic + mcStep < m)
+                    {
+                        next1 = ARegion(p, pc, kc, ic + mcStep, Math.Min(mcStep, m - ic - mcStep));
+                    }
+                    else if (pc + kcStep < k)
+                    {
+                        int kcNext = Math.Min(kcStep, k - pc - kcStep);
+                        next1 = BRegion(p, pc + kcStep, kcNext, jc, nc);
+                        next2 = ARegion(p, pc + kcStep, kcNext, 0, Math.Min(mcStep, m));
+                    }
+                    Macro<TK>(mc, nc, kc, ap, bp, p.C + ic * p.Ldc + jc, p.Ldc, p.Alpha, beta, tile, ref next1, ref next2);
                 }
             }
+        }
+    }
+
+    /// <summary>The source region of the packed A block (ic.., pc..) of size mc x kc.</summary>
+    static Prefetcher ARegion(in Problem p, int pc, int kc, int ic, int mc) =>
+        p.TransA ? new Prefetcher(p.A + pc * p.Lda + ic, p.Lda, kc, mc)
+                 : new Prefetcher(p.A + ic * p.Lda + pc, p.Lda, mc, kc);
+
+    /// <summary>The source region of the packed B block (pc.., jc..) of size kc x nc.</summary>
+    static Prefetcher BRegion(in Problem p, int pc, int kc, int jc, int nc) =>
+        p.TransB ? new Prefetcher(p.B + jc * p.Ldb + pc, p.Ldb, nc, kc)
+                 : new Prefetcher(p.B + pc * p.Ldb + jc, p.Ldb, kc, nc);
+
+    /// <summary>
+    /// Walks the cache lines of a strided region (rows of rowFloats floats, stride floats apart) and
+    /// prefetches them into L2 a few at a time.
+    /// </summary>
+    struct Prefetcher
+    {
+        byte* rowStart;
+        readonly nint strideBytes;
+        readonly int rowBytes;
+        int rowsLeft;
+        int offset;
+
+        public Prefetcher(float* start, nint stride, int rows, int rowFloats)
+        {
+            rowStart = (byte*)start;
+            strideBytes = stride * sizeof(float);
+            rowBytes = rowFloats * sizeof(float);
+            rowsLeft = rowBytes > 0 ? rows : 0;
+            offset = 0;
+        }
+
+        /// <summary>Upper bound of the prefetches still to issue.</summary>
+        public readonly int Lines => rowsLeft * (rowBytes / 64 + 2);
+
+        /// <summary>Issues up to <paramref name="lines"/> prefetches; returns how many were not needed.</summary>
+        public int Step(int lines)
+        {
+            if (!Sse.IsSupported) return lines;
+            for (; lines > 0 && rowsLeft > 0; lines--)
+            {
+                // NOTE: the last prefetch of a row targets its last byte, so a row that is not
+                // line-aligned still has its final line fetched.
+                Sse.Prefetch1(rowStart + Math.Min(offset, rowBytes - 1));
+                if (offset >= rowBytes - 1)
+                {
+                    rowStart += strideBytes;
+                    rowsLeft--;
+                    offset = 0;
+                }
+                else
+                {
+                    offset += 64;
+                }
+            }
+            return lines;
         }
     }
 
     /// <summary>Runs the micro-kernel over all tiles of one packed mc x kc block of A and kc x nc block of B.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Macro<TK>(int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc, float alpha, float beta,
-        float* tile) where TK : struct, IGemmKernel
+        float* tile, ref Prefetcher next1, ref Prefetcher next2) where TK : struct, IGemmKernel
     {
+        int tiles = (nc + TK.NR - 1) / TK.NR * ((mc + TK.MR - 1) / TK.MR);
+        int perTile = (next1.Lines + next2.Lines + tiles - 1) / tiles;
         for (int jr = 0; jr < nc; jr += TK.NR)
         {
             int nr = Math.Min(TK.NR, nc - jr);
@@ -168,6 +244,7 @@ internal static unsafe class ManagedGemm
                 int mr = Math.Min(TK.MR, mc - ir);
                 float* aPanel = ap + (nint)ir * kc;
                 float* cTile = c + ir * ldc + jr;
+                if (perTile > 0) next2.Step(next1.Step(perTile));
                 // NOTE: a last panel at most NR/2 wide runs the half-width kernel (same per-element
                 // arithmetic, half the work) — n = 200 or 784 leaves 8 or 16 columns after the full panels.
                 bool half = TK.HasHalf && 2 * nr <= TK.NR;

@@ -26,15 +26,18 @@ public static class Bounds
         mask is null ? q : new Posterior(q.Mu * mask, q.LogVar * mask);
 
     /// <summary>
-    /// The evidence lower bound with the analytic KL: log p(x|z) for one reparameterized sample minus
-    /// <paramref name="klWeight"/> times sum_d KL(q(z_d|x) || p(z_d)); [n]. Kingma and Welling (2014), eq. (10);
+    /// The evidence lower bound with the analytic KL: log p(x|z) for one reparameterized sample z ~ q minus
+    /// <paramref name="klWeight"/> times sum_d KL(q(z_d|x) || N(0, 1)); [n]. Kingma and Welling (2014), eq. (10);
     /// with a weight lambda it is the eVAE paper's section 3.1 objective.
     /// </summary>
-    public static Tensor Elbo(Vae model, Tensor x, Rng rng, float klWeight = 1f, Tensor? mask = null)
+    /// <param name="q">The posterior, mean and log-variance [n, D].</param>
+    /// <param name="logLikelihood">log p(x|z) for z [k, n, D], giving [k, n].</param>
+    /// <param name="rng">Source of the noise eps.</param>
+    /// <param name="klWeight">Weight of the KL term (1: the true bound).</param>
+    public static Tensor Elbo(Posterior q, Func<Tensor, Tensor> logLikelihood, Rng rng, float klWeight = 1f)
     {
-        var q = Masked(model.Encoder.Forward(x), mask);
         var (z, _) = Sample(q, 1, rng);
-        var logPx = model.Decoder.LogLikelihood(DecoderInput(model, z, mask, rng), x).Reshape(x.Dim(0));
+        var logPx = logLikelihood(z).Reshape(q.Mu.Dim(0));
         var kl = KlPerUnit(q).Sum(-1);
         return klWeight == 1f ? logPx - kl : logPx - kl * klWeight;
     }
@@ -45,15 +48,30 @@ public static class Bounds
     /// Burda et al. (2015), eq. (8); beta &lt; 1 is warm-up or a KL weight, beta = 1 the true bound.
     /// </summary>
     /// <remarks>L_1 is the ELBO estimator with a Monte-Carlo KL; E[L_k] grows with k towards log p(x).</remarks>
-    public static Tensor ImportanceWeighted(Vae model, Tensor x, int k, Rng rng, float beta = 1f, Tensor? mask = null)
+    /// <param name="q">The posterior, mean and log-variance [n, D].</param>
+    /// <param name="logLikelihood">log p(x|z) for z [k, n, D], giving [k, n].</param>
+    /// <param name="k">Importance samples per example.</param>
+    /// <param name="rng">Source of the noise eps.</param>
+    /// <param name="beta">Weight of log p(z) - log q(z|x) inside each weight (1: the true bound).</param>
+    public static Tensor ImportanceWeighted(Posterior q, Func<Tensor, Tensor> logLikelihood, int k, Rng rng, float beta = 1f)
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "the number of importance samples k must be >= 1");
-        var q = Masked(model.Encoder.Forward(x), mask);
         var (z, eps) = Sample(q, k, rng);
-        var logPx = model.Decoder.LogLikelihood(DecoderInput(model, z, mask, rng), x);
-        var logW = logPx + LogPriorMinusPosterior(q, z, eps) * beta;
+        var logW = logLikelihood(z) + LogPriorMinusPosterior(q, z, eps) * beta;
         return logW.LogSumExp(0) - MathF.Log(k);
     }
+
+    /// <summary>
+    /// <see cref="Elbo(Posterior, Func{Tensor, Tensor}, Rng, float)"/> of a VAE on data x [n, N], optionally restricted by a mask [n, D].
+    /// </summary>
+    public static Tensor Elbo(Vae model, Tensor x, Rng rng, float klWeight = 1f, Tensor? mask = null) =>
+        Elbo(Masked(model.Encoder.Forward(x), mask), LogLikelihood(model, x, mask, rng), rng, klWeight);
+
+    /// <summary>
+    /// <see cref="ImportanceWeighted(Posterior, Func{Tensor, Tensor}, int, Rng, float)"/> of a VAE on data x [n, N], optionally restricted by a mask [n, D].
+    /// </summary>
+    public static Tensor ImportanceWeighted(Vae model, Tensor x, int k, Rng rng, float beta = 1f, Tensor? mask = null) =>
+        ImportanceWeighted(Masked(model.Encoder.Forward(x), mask), LogLikelihood(model, x, mask, rng), k, rng, beta);
 
     /// <summary>
     /// log p(z) - log q(z|x) for z = mu + exp(logvar/2) eps: -1/2 sum_d z_d^2 + 1/2 sum_d (eps_d^2 + logvar_d); [k, n].
@@ -71,10 +89,7 @@ public static class Bounds
         return (eps * (q.LogVar * 0.5f).Exp() + q.Mu, eps);
     }
 
-    /// <summary>What the decoder reads: m z (eVAE), then dropout on z while training.</summary>
-    static Tensor DecoderInput(Vae model, Tensor z, Tensor? mask, Rng rng)
-    {
-        var input = mask is null ? z : z * mask;
-        return model.DropoutZ.Forward(input, rng);
-    }
+    /// <summary>log p(x|z) of a VAE's decoder reading m z (eVAE), after dropout on z while training.</summary>
+    static Func<Tensor, Tensor> LogLikelihood(Vae model, Tensor x, Tensor? mask, Rng rng) =>
+        z => model.Decoder.LogLikelihood(model.DropoutZ.Forward(mask is null ? z : z * mask, rng), x);
 }

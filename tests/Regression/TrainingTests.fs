@@ -1,0 +1,1 @@
+module VaeResearch.Regression.TrainingTests
