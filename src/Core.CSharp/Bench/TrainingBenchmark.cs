@@ -1,18 +1,20 @@
 using System.Diagnostics;
 using VaeResearch.Engine;
+using VaeResearch.Models;
+using VaeResearch.Training;
 
 namespace VaeResearch.Bench;
 
-/// <summary>One benchmark figure: a training step at k importance samples.</summary>
-/// <param name="Name">What was timed.</param>
+/// <summary>One timed case of <c>vae bench</c>.</summary>
+/// <param name="Name">What was timed: <c>vae_step</c>, <c>evae_step</c> or <c>evae_assignment</c>.</param>
 /// <param name="K">Importance samples.</param>
-/// <param name="MsPerStep">Median milliseconds per step (forward, backward, Adam).</param>
-/// <param name="SamplesPerSecond">Training examples per second (batch / step time).</param>
-/// <param name="GemmBoundRatio">Step time divided by the time of the step's GEMMs alone.</param>
+/// <param name="MsPerStep">Median milliseconds per step (forward, backward, Adam), or per pass over 60,000 examples for the assignment.</param>
+/// <param name="SamplesPerSecond">Training examples per second.</param>
+/// <param name="GemmBoundRatio">Time divided by the time of the same GEMM calls alone.</param>
 /// <param name="Gen0PerHundredSteps">Gen-0 garbage collections per 100 steps.</param>
 public sealed record StepTiming(string Name, int K, double MsPerStep, double SamplesPerSecond, double GemmBoundRatio, double Gen0PerHundredSteps);
 
-/// <summary>The sgemm throughput measured on a step's GEMM shapes.</summary>
+/// <summary>The sgemm throughput measured on the benchmark's GEMM shapes.</summary>
 /// <param name="Gflops">Billions of floating-point operations per second.</param>
 /// <param name="Backend">Which GEMM ran.</param>
 public sealed record GemmTiming(double Gflops, string Backend);
@@ -25,35 +27,61 @@ public readonly record struct GemmShape(bool TransA, bool TransB, int M, int N, 
 }
 
 /// <summary>
-/// Times the training step of a model and the GEMMs it performs, in one run, so that the step's
-/// cost can be reported as a multiple of the GEMM-bound time on this machine.
+/// Times training steps of the real model classes and the GEMMs they perform, in one run, so that each
+/// step's cost can be reported as a multiple of its GEMM-bound time on this machine.
 /// </summary>
 public static class TrainingBenchmark
 {
-    /// <summary>
-    /// The GEMM calls of one training step of a stack of linear layers (in, out) applied to
-    /// <paramref name="rows"/> rows: forward y = x W^T, backward dW = dy^T x and (unless the layer
-    /// reads the data) dx = dy W.
-    /// </summary>
-    public static IEnumerable<GemmShape> LinearStepShapes(int rows, IEnumerable<(int In, int Out, bool InputNeedsGrad)> layers)
+    /// <summary>Batch size of every case.</summary>
+    public const int Batch = 100;
+
+    /// <summary>Training examples in the assignment pass (the MNIST training set).</summary>
+    public const int AssignmentExamples = 60_000;
+
+    /// <summary>The seed model: 784-200-200-50, Bernoulli decoder, softplus (Burda et al. 2015).</summary>
+    public static TrainConfig SeedConfig(int k) => new() { Latent = 50, Hidden = [200, 200], K = k, Batch = Batch };
+
+    /// <summary>The benchmark's eVAE: the seed model with D = 50, K = 25, s = 25.</summary>
+    public static TrainConfig EpitomicConfig => SeedConfig(1) with { Model = ModelKind.Evae, EpitomeSize = 25, EpitomeStride = 25 };
+
+    /// <summary>The GEMM calls of a linear layer on <paramref name="rows"/> rows: forward, dW and (if its input needs it) dX.</summary>
+    static IEnumerable<GemmShape> LinearShapes(int rows, int inDim, int outDim, bool backward, bool inputGrad)
     {
-        foreach (var (inDim, outDim, needsGrad) in layers)
-        {
-            yield return new GemmShape(false, true, rows, outDim, inDim);
-            yield return new GemmShape(true, false, outDim, inDim, rows);
-            if (needsGrad) yield return new GemmShape(false, false, rows, inDim, outDim);
-        }
+        yield return new GemmShape(false, true, rows, outDim, inDim);
+        if (!backward) yield break;
+        yield return new GemmShape(true, false, outDim, inDim, rows);
+        if (inputGrad) yield return new GemmShape(false, false, rows, inDim, outDim);
     }
 
-    /// <summary>The GEMM calls of one training step of <see cref="SeedModel"/> (784-200-200-50) at batch and k.</summary>
-    public static List<GemmShape> SeedModelShapes(int batch, int k, int input = 784, int hidden = 200, int latent = 50) =>
-    [
-        .. LinearStepShapes(batch, [(input, hidden, false), (hidden, hidden, true), (hidden, latent, true), (hidden, latent, true)]),
-        .. LinearStepShapes(batch * k, [(latent, hidden, true), (hidden, hidden, true), (hidden, input, true)]),
-    ];
+    /// <summary>
+    /// The GEMM calls of a VAE training step (or, without <paramref name="backward"/>, a forward pass with
+    /// <paramref name="decodes"/> decoder passes): encoder on the batch, decoder on batch * k rows.
+    /// </summary>
+    public static List<GemmShape> VaeShapes(int input, IReadOnlyList<int> hidden, int latent, int batch, int k, bool backward, int decodes = 1)
+    {
+        var shapes = new List<GemmShape>();
+        int width = input;
+        for (int i = 0; i < hidden.Count; i++)
+        {
+            shapes.AddRange(LinearShapes(batch, width, hidden[i], backward, i > 0));
+            width = hidden[i];
+        }
+        for (int head = 0; head < 2; head++) shapes.AddRange(LinearShapes(batch, width, latent, backward, true));
+        for (int pass = 0; pass < decodes; pass++)
+        {
+            width = latent;
+            foreach (int h in hidden)
+            {
+                shapes.AddRange(LinearShapes(batch * k, width, h, backward, true));
+                width = h;
+            }
+            shapes.AddRange(LinearShapes(batch * k, width, input, backward, true));
+        }
+        return shapes;
+    }
 
     /// <summary>Median seconds of one pass over <paramref name="shapes"/>, on buffers large enough for all of them.</summary>
-    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds = 1.0)
+    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds)
     {
         int size = shapes.Max(s => Math.Max(s.M * s.K, Math.Max(s.K * s.N, s.M * s.N)));
         var a = new float[size];
@@ -65,12 +93,11 @@ public static class TrainingBenchmark
         return Median(seconds, () =>
         {
             foreach (var s in shapes)
-                Gemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f,
-                    a, s.TransA ? s.M : s.K, b, s.TransB ? s.K : s.N, 1f, c, s.N);
+                Gemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, s.TransA ? s.M : s.K, b, s.TransB ? s.K : s.N, 1f, c, s.N);
         });
     }
 
-    /// <summary>Median seconds per call of <paramref name="action"/>, after a warm-up, over about <paramref name="seconds"/>.</summary>
+    /// <summary>Median seconds per call of <paramref name="action"/> after a warm-up, over about <paramref name="seconds"/>.</summary>
     public static double Median(double seconds, Action action)
     {
         var warm = Stopwatch.StartNew();
@@ -92,47 +119,85 @@ public static class TrainingBenchmark
         return times[times.Count / 2];
     }
 
+    /// <summary>Random binary images [n, 784] with about 13% ones (MNIST's mean), as a constant tensor.</summary>
+    static Tensor BinaryImages(int n, Rng rng)
+    {
+        var pixels = new float[n * 784];
+        rng.FillUniform(pixels);
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = pixels[i] < 0.13f ? 1f : 0f;
+        return Tensor.FromArray(pixels, n, 784);
+    }
+
     /// <summary>
-    /// Times training steps of the seed model (batch 100, Adam) on random binary data at each k, and the
-    /// sgemm throughput on the same shapes.
+    /// Times the training step (forward, backward, Adam; batch 100) of the VAE at each k and of the eVAE
+    /// (D = 50, K = 25, s = 25) at k = 1, the eVAE's assignment pass over 60,000 examples, and sgemm on all
+    /// their GEMM shapes.
     /// </summary>
-    public static (GemmTiming Gemm, List<StepTiming> Steps) RunSeedModel(IReadOnlyList<int> ks, double secondsPerCase = 2.0, int batch = 100)
+    public static (GemmTiming Gemm, List<StepTiming> Steps) Run(IReadOnlyList<int> ks, double secondsPerCase = 2.0, bool epitomic = true)
     {
         var rng = new Rng(42);
-        var model = new SeedModel(rng.Derive(1));
-        var adam = new Adam(model.Parameters(), 1e-3f, 0.9f, 0.999f, 1e-4f);
-        var pixels = new float[batch * 784];
-        rng.Derive(2).FillUniform(pixels);
-        for (int i = 0; i < pixels.Length; i++) pixels[i] = pixels[i] < 0.13f ? 1f : 0f;
-        var x = Tensor.FromArray(pixels, batch, 784);
-        var noise = rng.Derive(3);
-
+        var x = BinaryImages(Batch, rng.Derive(1));
         var steps = new List<StepTiming>();
         double totalFlops = 0, totalGemmSeconds = 0;
-        foreach (int k in ks)
+
+        StepTiming Case(string name, int k, List<GemmShape> shapes, int examples, Action step)
         {
-            var shapes = SeedModelShapes(batch, k);
             double gemmSeconds = TimeGemms(shapes, secondsPerCase / 2);
             totalFlops += shapes.Sum(s => s.Flops);
             totalGemmSeconds += gemmSeconds;
+            step();
+            int gc0 = GC.CollectionCount(0), calls = 0;
+            double seconds = Median(secondsPerCase, () => { step(); calls++; });
+            double gcPer100 = 100.0 * (GC.CollectionCount(0) - gc0) / Math.Max(1, calls);
+            return new StepTiming(name, k, seconds * 1e3, examples / seconds, seconds / gemmSeconds, gcPer100);
+        }
 
-            void Step()
+        Action TrainingStep(GenerativeModel model, int k)
+        {
+            var adam = new Adam(model.Parameters(), 1e-3f, 0.9f, 0.999f, 1e-4f);
+            var noise = rng.Derive(3);
+            var groups = new int[Batch];
+            for (int i = 0; i < Batch; i++) groups[i] = i % model.Groups;
+            return () =>
             {
                 using (Workspace.Begin())
                 {
-                    var loss = model.Loss(x, k, noise);
+                    var loss = -model.Objective(x, groups, k, 1f, noise).Mean();
                     loss.Backward();
                     if (!float.IsFinite(loss.Item())) throw new InvalidOperationException("benchmark loss is not finite");
                 }
                 adam.Step();
                 adam.ZeroGrad();
-            }
-            Step();
-            int gc0 = GC.CollectionCount(0);
-            int counted = 0;
-            double stepSeconds = Median(secondsPerCase, () => { Step(); counted++; });
-            double gcPer100 = 100.0 * (GC.CollectionCount(0) - gc0) / Math.Max(1, counted);
-            steps.Add(new StepTiming("seed_model_step", k, stepSeconds * 1e3, batch / stepSeconds, stepSeconds / gemmSeconds, gcPer100));
+            };
+        }
+
+        foreach (int k in ks)
+        {
+            var config = SeedConfig(k);
+            var model = ModelFactory.Build(config, 784, rng.Derive(2));
+            steps.Add(Case("vae_step", k, VaeShapes(784, config.Hidden, config.Latent, Batch, k, backward: true), Batch, TrainingStep(model, k)));
+        }
+        if (epitomic)
+        {
+            var config = EpitomicConfig;
+            var evae = ModelFactory.Build(config, 784, rng.Derive(4));
+            steps.Add(Case("evae_step", 1, VaeShapes(784, config.Hidden, config.Latent, Batch, 1, backward: true), Batch, TrainingStep(evae, 1)));
+
+            // One assignment pass (Algorithm 1, step 3) over the training set, in batches of 500 as the trainer does.
+            const int assignBatch = 500;
+            var images = BinaryImages(assignBatch, rng.Derive(5));
+            int passes = AssignmentExamples / assignBatch;
+            var shapes = Enumerable.Repeat(VaeShapes(784, config.Hidden, config.Latent, assignBatch, 1, backward: false, decodes: evae.Groups), passes)
+                .SelectMany(s => s).ToList();
+            evae.Eval();
+            steps.Add(Case("evae_assignment", 1, shapes, AssignmentExamples, () =>
+            {
+                for (int p = 0; p < passes; p++)
+                {
+                    using var ws = Workspace.Begin();
+                    evae.Assign(images);
+                }
+            }));
         }
         return (new GemmTiming(totalFlops / totalGemmSeconds / 1e9, Gemm.BackendDescription), steps);
     }

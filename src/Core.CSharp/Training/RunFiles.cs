@@ -21,6 +21,12 @@ public sealed record MetricsRow(int Epoch, double Lr, double Beta, double TrainB
 /// <param name="Kl">Mean over the test set of KL(q(z_u|x) || p(z_u)).</param>
 public sealed record ActivityRow(int Epoch, int Unit, double Activity, double Kl);
 
+/// <summary>One row of <c>assignments.csv</c> (eVAE and mVAE): how many training examples chose an epitome in an epoch.</summary>
+/// <param name="Epoch">The epoch (1-based) whose minibatches used this assignment.</param>
+/// <param name="Epitome">Epitome (or mixture component) index y.</param>
+/// <param name="Count">Training examples whose best y* was this epitome.</param>
+public sealed record AssignmentRow(int Epoch, int Epitome, int Count);
+
 /// <summary>Reads and writes the run folder's CSV files (headers as DESIGN.md fixes them; invariant culture).</summary>
 public static class RunCsv
 {
@@ -29,6 +35,9 @@ public static class RunCsv
 
     /// <summary>Header of activity.csv.</summary>
     public static readonly string[] ActivityHeader = ["epoch", "unit", "activity", "kl"];
+
+    /// <summary>Header of assignments.csv.</summary>
+    public static readonly string[] AssignmentHeader = ["epoch", "epitome", "count"];
 
     static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 
@@ -39,6 +48,14 @@ public static class RunCsv
     /// <summary>Writes activity.csv atomically.</summary>
     public static void WriteActivity(string path, IEnumerable<ActivityRow> rows) =>
         Write(path, ActivityHeader, rows.Select(r => $"{r.Epoch},{r.Unit},{F(r.Activity)},{F(r.Kl)}"));
+
+    /// <summary>Writes assignments.csv atomically.</summary>
+    public static void WriteAssignments(string path, IEnumerable<AssignmentRow> rows) =>
+        Write(path, AssignmentHeader, rows.Select(r => $"{r.Epoch},{r.Epitome},{r.Count}"));
+
+    /// <summary>Reads assignments.csv; a wrong header or value is a <see cref="FileFormatException"/> naming the file, line and column.</summary>
+    public static List<AssignmentRow> ReadAssignments(string path) =>
+        Read(path, AssignmentHeader, c => new AssignmentRow(c.Int(0), c.Int(1), c.Int(2)));
 
     /// <summary>Reads metrics.csv; a wrong header or value is a <see cref="FileFormatException"/> naming the file, line and column.</summary>
     public static List<MetricsRow> ReadMetrics(string path) =>

@@ -42,6 +42,9 @@ public sealed class RunFolder
     /// <summary>activity.csv.</summary>
     public string ActivityPath => System.IO.Path.Combine(Path, "activity.csv");
 
+    /// <summary>assignments.csv (eVAE and mVAE only).</summary>
+    public string AssignmentsPath => System.IO.Path.Combine(Path, "assignments.csv");
+
     /// <summary>checkpoint.safetensors.</summary>
     public string CheckpointPath => System.IO.Path.Combine(Path, "checkpoint.safetensors");
 

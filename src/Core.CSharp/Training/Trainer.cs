@@ -79,12 +79,14 @@ public static class Trainer
         int start = 0;
         var metrics = new List<MetricsRow>();
         var activity = new List<ActivityRow>();
+        var assignments = new List<AssignmentRow>();
         if (resume && run.HasCheckpoint)
         {
             start = run.LoadCheckpoint(model, adam);
             // NOTE: rows past the checkpoint come from an epoch that was killed before its checkpoint landed.
             if (File.Exists(run.MetricsPath)) metrics.AddRange(RunCsv.ReadMetrics(run.MetricsPath).Where(r => r.Epoch <= start));
             if (File.Exists(run.ActivityPath)) activity.AddRange(RunCsv.ReadActivity(run.ActivityPath).Where(r => r.Epoch <= start));
+            if (File.Exists(run.AssignmentsPath)) assignments.AddRange(RunCsv.ReadAssignments(run.AssignmentsPath).Where(r => r.Epoch <= start));
             progress.Info(start >= config.Epochs
                 ? $"run already has {start} epochs (asked for {config.Epochs}): nothing to train"
                 : $"resuming after epoch {start} of {config.Epochs}");
@@ -148,6 +150,13 @@ public static class Trainer
             for (int u = 0; u < model.Latent; u++) activity.Add(new ActivityRow(epoch + 1, u, eval.Units.Activity[u], eval.Units.Kl[u]));
             RunCsv.WriteMetrics(run.MetricsPath, metrics);
             RunCsv.WriteActivity(run.ActivityPath, activity);
+            if (assignment is not null)
+            {
+                var counts = new int[model.Groups];
+                foreach (int y in assignment) counts[y]++;
+                for (int y = 0; y < counts.Length; y++) assignments.Add(new AssignmentRow(epoch + 1, y, counts[y]));
+                RunCsv.WriteAssignments(run.AssignmentsPath, assignments);
+            }
             run.SaveCheckpoint(model, adam, epoch + 1);
             progress.EpochCompleted(row);
         }

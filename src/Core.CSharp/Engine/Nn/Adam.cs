@@ -123,7 +123,9 @@ public sealed class Adam
         {
             m1[i] = b1 * m1[i] + (1f - b1) * g[i];
             m2[i] = b2 * m2[i] + (1f - b2) * g[i] * g[i];
-            p[i] -= stepSize * m1[i] / (MathF.Sqrt(m2[i]) / sqrtBc2 + eps);
+            // NOTE: the same operations as the SIMD body (times 1 / sqrt(bc2), not divided by it), so an
+            // element's result does not depend on which path, hence on the thread count's chunk boundary.
+            p[i] -= stepSize * m1[i] / (MathF.Sqrt(m2[i]) * (1f / sqrtBc2) + eps);
         }
     }
 
