@@ -97,7 +97,13 @@ let private regressionCases =
               { TransA = ta; TransB = tb; M = 17; N = 9; K = 1000; PadA = 1; PadB = 1; PadC = 1
                 Alpha = 1.0f; Beta = -1.0f; DataSeed = 13 }
               { TransA = ta; TransB = tb; M = 5; N = 2100; K = 3; PadA = 0; PadB = 2; PadC = 0
-                Alpha = 1.0f; Beta = 0.0f; DataSeed = 17 } ]
+                Alpha = 1.0f; Beta = 0.0f; DataSeed = 17 }
+              // Packed operands above ManagedGemm.SharedMaxFloats (2^19 floats): each worker packs
+              // its own blocks (row split, then column split) instead of packing once.
+              { TransA = ta; TransB = tb; M = 2000; N = 20; K = 270; PadA = 1; PadB = 0; PadC = 2
+                Alpha = 0.5f; Beta = 0.0f; DataSeed = 19 }
+              { TransA = ta; TransB = tb; M = 20; N = 2100; K = 260; PadA = 0; PadB = 3; PadC = 0
+                Alpha = 1.0f; Beta = 2.0f; DataSeed = 23 } ]
 
 type Operands =
     { A: float32[]
@@ -244,9 +250,10 @@ let private bits (xs: float32[]) = xs |> Array.map BitConverter.SingleToInt32Bit
 
 [<Test>]
 let ``managed result is bitwise identical for 1, 2 and 3 workers and across runs`` () =
-    // Sizes above the single-thread threshold; m >= n splits rows, m < n splits columns.
+    // Sizes above the single-thread threshold: the first four pack once and share (row or column
+    // split), the last two exceed the shared-buffer limit and pack per worker (rows, then columns).
     for kernel in supportedKernels do
-        for (m, n, k) in [ (130, 257, 67); (257, 130, 67); (300, 40, 200); (21, 700, 90) ] do
+        for (m, n, k) in [ (130, 257, 67); (257, 130, 67); (300, 40, 200); (21, 700, 90); (2000, 20, 270); (20, 2100, 260) ] do
             for ta in [ false; true ] do
                 for tb in [ false; true ] do
                     let c = { TransA = ta; TransB = tb; M = m; N = n; K = k; PadA = 1; PadB = 2; PadC = 3
@@ -260,6 +267,25 @@ let ``managed result is bitwise identical for 1, 2 and 3 workers and across runs
                     let one = run 1
                     for threads in [ 1; 2; 3 ] do
                         Assert.That(run threads, Is.EqualTo<int[]> one, $"{kernel}, {m}x{n}x{k} ta={ta} tb={tb}, {threads} workers")
+
+[<Test>]
+let ``concurrent callers get the same results as sequential calls`` () =
+    // Several threads each run multi-worker GEMMs at once (the fork/join state is per calling thread).
+    let cases =
+        [| for i in 0 .. 11 ->
+               { TransA = i % 2 = 1; TransB = i % 3 = 0; M = 90 + 7 * i; N = 60 + 11 * i; K = 70 + 5 * i
+                 PadA = i % 4; PadB = 0; PadC = 1; Alpha = 1.0f; Beta = (if i % 2 = 0 then 0.0f else 0.5f); DataSeed = i } |]
+    let ops = cases |> Array.map operands
+    let run (c: Case) (o: Operands) =
+        let got = Array.copy o.C0
+        Gemm.SgemmManaged(ManagedGemm.Best, 2, c.TransA, c.TransB, c.M, c.N, c.K, c.Alpha, ReadOnlySpan o.A, o.Lda,
+                          ReadOnlySpan o.B, o.Ldb, c.Beta, Span got, o.Ldc)
+        bits got
+    let sequential = Array.map2 run cases ops
+    for _ in 1 .. 5 do
+        let concurrent = Array.zip cases ops |> Array.Parallel.map (fun (c, o) -> run c o)
+        for i in 0 .. cases.Length - 1 do
+            Assert.That(concurrent[i], Is.EqualTo<int[]> sequential[i], $"case {i}")
 
 // ---------------------------------------------------------------------------------------------
 // 3. Degenerate problems (BLAS semantics)

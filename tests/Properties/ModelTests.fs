@@ -1,1 +1,728 @@
 module VaeResearch.Properties.ModelTests
+
+// Properties of the bounds, the models and the training settings (issue 4), in this order:
+//   1. KL per unit: exactly 0 for a collapsed unit (mu = 0, logvar = 0), never negative, and equal to
+//      the closed form in double;
+//   2. a linear-Gaussian model (z ~ N(0, I), x | z ~ N(W z + b, sigma^2 I)), whose log p(x) =
+//      log N(x; b, W W^T + sigma^2 I) is known in closed form (MathNet Cholesky, double), as the oracle:
+//      with the exact posterior L_k = log p(x) for every k and every draw; with any other Gaussian q,
+//      E[L_1] = E[ELBO] = log p(x) - KL(q || p(z|x)), E[L_k] <= log p(x), E[L_k] does not decrease with k,
+//      and E[L_k] approaches log p(x) as fast as the importance weights' chi^2 divergence allows;
+//   3. the same statistical properties (E[L_{k+1}] >= E[L_k], E[L_1] = E[ELBO]) for a nonlinear VAE;
+//   4. the eVAE with K = D = s is the VAE bit for bit (bound and gradients); epitome layouts; the
+//      per-example eVAE KL counts exactly K units; KL weight 0 leaves the reconstruction term; dropout
+//      on z is the identity in evaluation mode;
+//   5. warm-up beta and the Burda learning-rate schedule; mVAE parameter count within 5 % of the eVAE's;
+//      TrainConfig.Validate names the option that is wrong.
+// Statistical checks compare means of many independent draws (the central limit theorem makes each
+// mean's error normal with the sample standard error) against a bound of SigmaBound standard errors.
+// Every generator is seeded (FsCheck replays Seed; the engine's Rng is seeded per case), so a run
+// always draws the same numbers; the failure probabilities say how often a correct implementation
+// would fail a check for a fresh seed.
+
+open System
+open NUnit.Framework
+open FsCheck
+open FsCheck.FSharp
+open FsCheck.NUnit
+open MathNet.Numerics.LinearAlgebra
+open VaeResearch
+open VaeResearch.Engine
+open VaeResearch.Models
+open VaeResearch.Training
+
+/// FsCheck (seed, gamma) every property replays, so each run generates the same cases.
+[<Literal>]
+let private Seed = "(20250614,131071)"
+
+// ---------------------------------------------------------------------------------------------
+// Tolerances
+
+/// Means are compared to within this many standard errors. One-sided checks (E[L_k] <= log p(x),
+/// E[L_{k+1}] >= E[L_k]) fail a correct implementation with probability P(Z > 6) = 9.9e-10, two-sided
+/// ones (E[L_1] = ELBO) with P(|Z| > 6) = 1.97e-9; with at most ~400 checks in this file, the chance
+/// that any of them fails by bad luck for a fresh seed is below 1e-6.
+let SigmaBound = 6.0
+
+/// Independent draws of a bound per mean (each a row of one batched call). With the standard errors
+/// they give, the checks resolve differences of ~0.01-0.05 nats in the cases generated here.
+let Draws = 2000
+
+/// Draws for the largest k (1000), to keep memory and time modest ([k, draws, N] tensors).
+let DrawsLargeK = 500
+
+/// The largest k of the approach check.
+let LargeK = 1000
+
+/// With the exact posterior, log w = log p(x) for every sample, so L_k = log p(x) up to float32 rounding:
+/// the engine sums O(N + D) terms of size up to |log p(x|z)| + N + D with u = 6e-8 each, and W^T W is
+/// diagonal only up to the float32 rounding of W (relative 6e-8). This allows |L_k - log p(x)| <=
+/// ExactRelTol * (1 + |log p(x)| + N + D) (~16 u per unit of scale); the worst case seen is 7 % of it.
+/// A wrong constant (log 2 pi, the 1/2 of a log-variance, a missing -log k) is >= 0.3 nats.
+let ExactRelTol = 1e-6
+
+/// Approach: for large k, log p(x) - E[L_k] = chi2 / (2 k) + O(k^-2) (delta method; chi2 = E_q[(p(z|x)/q)^2] - 1
+/// is the variance of the normalized weights). The check allows ApproachFactor times the leading term
+/// (the cases keep chi2 <= 3, so the O(k^-2) terms are < 1 % of it at k = 1000) plus SigmaBound standard
+/// errors. In the generated cases that allowance is 0.002-0.006 nats (mostly the standard error), while
+/// a bound stuck at the ELBO (no importance weighting) would miss by KL(q || p(z|x)) = 0.04-0.3 nats.
+let ApproachFactor = 2.0
+
+/// KL per unit against the double closed form: relative to the largest term mu^2 + exp(logvar) + |logvar| + 1
+/// (the float32 sum of four terms rounds at most 4 times, u = 6e-8; the SIMD exp is within 1-2 ulps).
+let KlRelTol = 1e-6
+
+/// mVAE and eVAE parameter counts agree within this relative gap (issue 4, eVAE paper section 5.2).
+let ParameterTolerance = ModelFactory.MixtureParameterTolerance
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// The exception thrown by f, exactly of type 'e.
+let private throws<'e when 'e :> exn and 'e: not null> (f: unit -> unit) : 'e =
+    match Assert.Throws<'e>(TestDelegate f) with
+    | null -> failwith "Assert.Throws returned null"
+    | e -> e
+
+/// NUnit equality on any value (arrays and lists compare element-wise).
+let private equals (expected: obj) = Is.EqualTo expected
+
+/// The IEEE bit patterns of float32 values (bit-for-bit comparison, NaN-safe).
+let private bits (values: float32[]) = values |> Array.map BitConverter.SingleToInt32Bits
+
+/// Mean and standard error (sample standard deviation / sqrt n) of float32 draws, in double.
+let private meanSe (draws: float32[]) =
+    let xs = Array.map float draws
+    let n = float xs.Length
+    let mean = Array.average xs
+    let var = (xs |> Array.sumBy (fun v -> (v - mean) * (v - mean))) / (n - 1.0)
+    mean, sqrt (var / n)
+
+/// An [n, d] tensor of uniform [0, 1) values from a seeded stream.
+let private uniform (seed: uint64) (stream: uint64) (n: int) (d: int) =
+    let t = Tensor.Empty(n, d)
+    Rng(seed, stream).FillUniform(t.Data)
+    t
+
+/// An [n, d] tensor of binary pixels (Bernoulli(1/2)) from a seeded stream.
+let private binary (seed: uint64) (stream: uint64) (n: int) (d: int) =
+    let t = Tensor.Empty(n, d)
+    Rng(seed, stream).FillBernoulli(t.Data, 0.5f)
+    t
+
+/// The vector x repeated `copies` times as rows, [copies, N]: each row gets its own independent draw.
+let private repeatRow (x: float32[]) (copies: int) =
+    Tensor.FromArray(Array.init (copies * x.Length) (fun i -> x[i % x.Length]), copies, x.Length)
+
+// ---------------------------------------------------------------------------------------------
+// 1. KL per unit
+
+/// KL(N(mu, e^lv) || N(0, 1)) per unit in double: the oracle.
+let private klReference (mu: float) (lv: float) = 0.5 * (mu * mu + exp lv - 1.0 - lv)
+
+[<Test>]
+let ``KL of a collapsed unit (mu = 0, logvar = 0) is exactly 0.0f`` () =
+    let n, d = 3, 7
+    let q = Posterior(Tensor.Zeros(n, d), Tensor.Zeros(n, d))
+    let kl = (Bounds.KlPerUnit q).ToArray()
+    Assert.That(bits kl, equals (Array.zeroCreate<int> (n * d)), "+0.0f in every entry, bit for bit")
+    // A collapsed unit among active ones: only the collapsed entries are 0.
+    let mu = Tensor.FromArray([| 0.0f; 1.0f; 0.0f; -0.5f |], 2, 2)
+    let lv = Tensor.FromArray([| 0.0f; 0.0f; 0.0f; -1.0f |], 2, 2)
+    let kl = (Bounds.KlPerUnit(Posterior(mu, lv))).ToArray()
+    Assert.That((kl[0], kl[2]), equals ((0.0f, 0.0f)))
+    Assert.That(float kl[1], (equals (0.5)).Within(1e-7))
+    Assert.That(float kl[3], (equals (klReference -0.5 -1.0)).Within(1e-7))
+
+/// Generated (mu, logvar) pairs: broad values, and the near-collapsed region where float32 rounding of
+/// exp(logvar) - logvar - 1 is larger than the true value (|logvar| below ~3.5e-4).
+let private genMuLogVar =
+    let broad = Gen.choose (-1_000_000, 1_000_000) |> Gen.map (fun i -> float32 i * 1e-5f)
+    let tiny = Gen.choose (-1_000_000, 1_000_000) |> Gen.map (fun i -> float32 i * 4e-10f)
+    let entry = Gen.frequency [ 1, broad; 2, tiny; 1, Gen.constant 0.0f ]
+    gen {
+        let! n = Gen.choose (1, 40)
+        let! mu = Gen.arrayOfLength n entry
+        let! lv = Gen.arrayOfLength n entry
+        return mu, lv
+    }
+
+[<Property(MaxTest = 200, Replay = Seed)>]
+let ``per-unit KL is never negative and matches the double closed form`` () =
+    Prop.forAll (Arb.fromGen genMuLogVar) (fun (mu, lv) ->
+        let n = mu.Length
+        let kl = (Bounds.KlPerUnit(Posterior(Tensor.FromArray(Array.copy mu, 1, n), Tensor.FromArray(Array.copy lv, 1, n)))).ToArray()
+        for i in 0 .. n - 1 do
+            Assert.That(kl[i], Is.GreaterThanOrEqualTo 0.0f, $"KL(mu = {mu[i]:R}, logvar = {lv[i]:R}) = {kl[i]:R}")
+            let m, l = float mu[i], float lv[i]
+            let scale = m * m + exp l + abs l + 1.0
+            Assert.That(float kl[i], (equals (klReference m l)).Within(KlRelTol * scale), $"mu = {mu[i]:R}, logvar = {lv[i]:R}")
+        true)
+
+[<Property(MaxTest = 100, Replay = Seed)>]
+let ``the per-unit KL's gradients are mu and (exp(logvar) - 1) / 2`` () =
+    Prop.forAll (Arb.fromGen genMuLogVar) (fun (mu, lv) ->
+        let n = mu.Length
+        let m = Tensor.Parameter(Array.copy mu, 1, n)
+        let l = Tensor.Parameter(Array.copy lv, 1, n)
+        // A weighted sum, so that every element's gradient is scaled differently.
+        let weights = Array.init n (fun i -> 0.5f + float32 i / float32 n)
+        (Bounds.KlPerUnit(Posterior(m, l)) * Tensor.FromArray(weights, n)).Sum().Backward()
+        let gm, gl = m.Grad.ToArray(), l.Grad.ToArray()
+        for i in 0 .. n - 1 do
+            let w = float weights[i]
+            Assert.That(float gm[i], (equals (w * float mu[i])).Within(KlRelTol * (1.0 + abs (w * float mu[i]))), $"d/dmu at mu = {mu[i]:R}")
+            let expected = w * 0.5 * (exp (float lv[i]) - 1.0)
+            Assert.That(float gl[i], (equals expected).Within(KlRelTol * (1.0 + abs expected)), $"d/dlogvar at logvar = {lv[i]:R}")
+            // A collapsed coordinate has zero gradient, exactly.
+            if lv[i] = 0.0f then Assert.That(gl[i], equals 0.0f)
+        true)
+
+[<Test>]
+let ``KL at a small positive logvar is not negative (the float32 rounding regression)`` () =
+    // exp(6.370224582e-06f) rounds to 1.0000063f, below 1 + logvar: the unclamped sum was -2.98e-8.
+    // Both the vectorized and the scalar-tail path of the kernels are covered (1 and 19 entries).
+    for n in [ 1; 19 ] do
+        let lv = Array.create n 6.370224582e-06f
+        let kl = (Bounds.KlPerUnit(Posterior(Tensor.Zeros(1, n), Tensor.FromArray(lv, 1, n)))).ToArray()
+        Assert.That(kl, Is.All.GreaterThanOrEqualTo 0.0f)
+
+// ---------------------------------------------------------------------------------------------
+// 2. The linear-Gaussian model: log p(x) in closed form
+
+/// A linear-Gaussian model with orthogonal columns of W (so the exact posterior is diagonal), a data
+/// point drawn from it, and a perturbed posterior q: mu = mu* + Delta sd*, logvar = logvar* + Gamma.
+type LinearGaussianCase =
+    { N: int
+      D: int
+      Sigma: float
+      Scales: float[]
+      Delta: float[]
+      Gamma: float[]
+      Seed: int }
+
+let private genLinearGaussian =
+    gen {
+        let! n = Gen.choose (2, 6)
+        let! d = Gen.choose (1, min 3 n)
+        let! sigma = Gen.choose (30, 150) |> Gen.map (fun i -> float i / 100.0)
+        let! scales = Gen.arrayOfLength d (Gen.choose (50, 300) |> Gen.map (fun i -> float i / 100.0))
+        // Gamma >= -0.2 keeps q's variance above 0.82 of the posterior's (the weights' chi^2 stays finite and small).
+        let! delta = Gen.arrayOfLength d (Gen.choose (-50, 50) |> Gen.map (fun i -> float i / 100.0))
+        let! gamma = Gen.arrayOfLength d (Gen.choose (-20, 50) |> Gen.map (fun i -> float i / 100.0))
+        let! seed = Gen.choose (0, 1_000_000)
+        return { N = n; D = d; Sigma = sigma; Scales = scales; Delta = delta; Gamma = gamma; Seed = seed }
+    }
+
+/// The model in float32 (as the engine sees it) and the oracle's quantities in double.
+type private LinearGaussian =
+    { W: float32[] // [N, D], nn.Linear layout
+      B: float32[] // [N]
+      Sd: float32 // sigma
+      X: float32[] // [N]
+      LogPx: float // log N(x; b, W W^T + sigma^2 I)
+      PostMu: float[] // exact posterior mean
+      PostPrecision: Matrix<float> } // I + W^T W / sigma^2
+
+let private buildLinearGaussian (c: LinearGaussianCase) =
+    let random = Random(c.Seed)
+    let normal () = MathNet.Numerics.Distributions.Normal.Sample(random, 0.0, 1.0)
+    // Orthonormal columns by Gram-Schmidt on a Gaussian matrix, then scaled: W = U diag(scales).
+    let u = Array.init c.D (fun _ -> Array.init c.N (fun _ -> normal ()))
+    for j in 0 .. c.D - 1 do
+        for i in 0 .. j - 1 do
+            let p = Array.fold2 (fun acc a b -> acc + a * b) 0.0 u[j] u[i]
+            u[j] <- Array.map2 (fun a b -> a - p * b) u[j] u[i]
+        let norm = sqrt (Array.sumBy (fun a -> a * a) u[j])
+        u[j] <- Array.map (fun a -> a / norm) u[j]
+    let w = Array.init (c.N * c.D) (fun idx -> float32 (u[idx % c.D][idx / c.D] * c.Scales[idx % c.D]))
+    let b = Array.init c.N (fun _ -> float32 (0.5 * normal ()))
+    let sigma = float32 c.Sigma
+    // The oracle works with the float32 values exactly (float32 -> double is exact).
+    let wm = Matrix<float>.Build.Dense(c.N, c.D, fun i j -> float w[i * c.D + j])
+    let bv = Vector<float>.Build.Dense(c.N, fun i -> float b[i])
+    let s2 = float sigma * float sigma
+    let z0 = Vector<float>.Build.Dense(c.D, fun _ -> normal ())
+    let xd = wm * z0 + bv + Vector<float>.Build.Dense(c.N, fun _ -> float sigma * normal ())
+    let x = xd.ToArray() |> Array.map float32
+    let xv = Vector<float>.Build.Dense(c.N, fun i -> float x[i])
+    // log N(x; b, C) with C = W W^T + sigma^2 I through its Cholesky factor L: log det C = 2 sum log L_ii.
+    let cov = wm * wm.Transpose() + Matrix<float>.Build.DenseIdentity(c.N) * s2
+    let chol = cov.Cholesky()
+    let r = xv - bv
+    let logDet = 2.0 * (chol.Factor.Diagonal() |> Seq.sumBy log)
+    let logPx = -0.5 * (float c.N * log (2.0 * Math.PI) + logDet + r * chol.Solve r)
+    let precision = Matrix<float>.Build.DenseIdentity(c.D) + wm.Transpose() * wm / s2
+    let postMu = precision.Solve(wm.Transpose() * r / s2).ToArray()
+    { W = w; B = b; Sd = sigma; X = x; LogPx = logPx; PostMu = postMu; PostPrecision = precision }
+
+/// log p(x|z) of the model from engine ops: z [k, n, D] -> [k, n], for data x [n, N].
+let private linearGaussianLogLikelihood (m: LinearGaussian) (x: Tensor) =
+    let n, d = m.B.Length, m.W.Length / m.B.Length
+    let w = Tensor.FromArray(m.W, n, d)
+    let b = Tensor.FromArray(m.B, n)
+    let s2 = m.Sd * m.Sd
+    let constant = -0.5f * float32 n * MathF.Log(2.0f * MathF.PI * s2)
+    Func<Tensor, Tensor>(fun z -> ((Tensor.Linear(z, w, b) - x).Square().Sum(-1) * (-0.5f / s2)) + constant)
+
+/// The diagonal Gaussian q used by the checks, in float32: mean and log-variance [D].
+let private posteriorFor (c: LinearGaussianCase) (m: LinearGaussian) (exact: bool) =
+    let postVar = m.PostPrecision.Inverse().Diagonal().ToArray()
+    let mu = Array.init c.D (fun j -> if exact then m.PostMu[j] else m.PostMu[j] + c.Delta[j] * sqrt postVar[j])
+    let lv = Array.init c.D (fun j -> if exact then log postVar[j] else log postVar[j] + c.Gamma[j])
+    Array.map float32 mu, Array.map float32 lv
+
+/// KL(q || p(z|x)) in double for the diagonal q (mean mu, log-variance lv) and the exact Gaussian
+/// posterior N(m, P^-1): 1/2 (tr(P Q) + (mu - m)^T P (mu - m) - D - log det P - sum lv).
+let private klToPosterior (m: LinearGaussian) (mu: float32[]) (lv: float32[]) =
+    let d = mu.Length
+    let p = m.PostPrecision
+    let diff = Vector<float>.Build.Dense(d, fun j -> float mu[j] - m.PostMu[j])
+    let trace = Seq.sum (seq { for j in 0 .. d - 1 -> p[j, j] * exp (float lv[j]) })
+    0.5 * (trace + diff * (p * diff) - float d - log (p.Determinant()) - Array.sumBy float lv)
+
+/// chi^2 divergence E_q[(p(z|x)/q)^2] - 1, per dimension for diagonal Gaussians p = N(m1, v1), q = N(m2, v2):
+/// E_q[(p/q)^2] = v2 / sqrt(v1 (2 v2 - v1)) exp((m1 - m2)^2 / (2 v2 - v1)) (finite for 2 v2 > v1).
+let private chiSquare (m: LinearGaussian) (mu: float32[]) (lv: float32[]) =
+    let postVar = m.PostPrecision.Inverse().Diagonal().ToArray()
+    let prod =
+        Array.init mu.Length (fun j ->
+            let v1, v2 = postVar[j], exp (float lv[j])
+            let dm = m.PostMu[j] - float mu[j]
+            v2 / sqrt (v1 * (2.0 * v2 - v1)) * exp (dm * dm / (2.0 * v2 - v1)))
+        |> Array.fold (*) 1.0
+    prod - 1.0
+
+/// `draws` independent values of L_k(x) (batched: q and x repeated over the rows).
+let private drawBound (m: LinearGaussian) (mu: float32[]) (lv: float32[]) (k: int) (draws: int) (rng: Rng) =
+    use _noGrad = Autograd.NoGrad()
+    let x = repeatRow m.X draws
+    let q = Posterior(repeatRow mu draws, repeatRow lv draws)
+    Bounds.ImportanceWeighted(q, linearGaussianLogLikelihood m x, k, rng).ToArray()
+
+/// `draws` independent values of the ELBO with the analytic KL.
+let private drawElbo (m: LinearGaussian) (mu: float32[]) (lv: float32[]) (draws: int) (rng: Rng) =
+    use _noGrad = Autograd.NoGrad()
+    let x = repeatRow m.X draws
+    let q = Posterior(repeatRow mu draws, repeatRow lv draws)
+    Bounds.Elbo(q, linearGaussianLogLikelihood m x, rng).ToArray()
+
+[<Test>]
+let ``the linear-Gaussian oracle: log p(x) by Cholesky equals the one-dimensional closed form`` () =
+    // N = 1, D = 1: x ~ N(b, w^2 + sigma^2). Checks the oracle itself against a formula written out by hand.
+    let c = { N = 1; D = 1; Sigma = 0.7; Scales = [| 1.5 |]; Delta = [| 0.0 |]; Gamma = [| 0.0 |]; Seed = 3 }
+    let m = buildLinearGaussian c
+    let v = float m.W[0] ** 2.0 + float m.Sd ** 2.0
+    let r = float m.X[0] - float m.B[0]
+    Assert.That(m.LogPx, (equals (-0.5 * (log (2.0 * Math.PI * v) + r * r / v))).Within(1e-12))
+    // The exact posterior: precision 1 + w^2 / sigma^2, mean w r / (sigma^2 + w^2).
+    Assert.That(m.PostMu[0], (equals (float m.W[0] * r / v)).Within(1e-12))
+
+[<Property(MaxTest = 12, Replay = Seed)>]
+let ``with the exact posterior every draw of L_k equals log p(x) (linear-Gaussian, k = 1, 5, 50)`` () =
+    Prop.forAll (Arb.fromGen genLinearGaussian) (fun c ->
+        let m = buildLinearGaussian c
+        let mu, lv = posteriorFor c m true
+        let allowed = ExactRelTol * (1.0 + abs m.LogPx + float (c.N + c.D))
+        for k in [ 1; 5; 50 ] do
+            let values = drawBound m mu lv k 200 (Rng(uint64 c.Seed, uint64 k))
+            let worst = values |> Array.map (fun v -> abs (float v - m.LogPx)) |> Array.max
+            Assert.That(worst, Is.LessThanOrEqualTo allowed, $"k = {k}: max |L_k - log p(x)| with log p(x) = {m.LogPx}")
+        // The analytic-KL ELBO too: E_q[log p(x|z)] - KL is log p(x) in expectation only, but its
+        // mean over the draws is within SigmaBound standard errors of it.
+        let mean, se = meanSe (drawElbo m mu lv Draws (Rng(uint64 c.Seed, 99UL)))
+        Assert.That(abs (mean - m.LogPx), Is.LessThanOrEqualTo(SigmaBound * se + allowed))
+        true)
+
+[<Property(MaxTest = 12, Replay = Seed)>]
+let ``L_1 and the analytic-KL ELBO both equal log p(x) - KL(q || p(z|x)) in expectation (linear-Gaussian)`` () =
+    Prop.forAll (Arb.fromGen genLinearGaussian) (fun c ->
+        let m = buildLinearGaussian c
+        let mu, lv = posteriorFor c m false
+        let elbo = m.LogPx - klToPosterior m mu lv
+        let l1, se1 = meanSe (drawBound m mu lv 1 Draws (Rng(uint64 c.Seed, 1UL)))
+        let e, seE = meanSe (drawElbo m mu lv Draws (Rng(uint64 c.Seed, 2UL)))
+        Assert.That(abs (l1 - elbo), Is.LessThanOrEqualTo(SigmaBound * se1), $"E[L_1] = {l1} +- {se1}, closed-form ELBO {elbo}")
+        Assert.That(abs (e - elbo), Is.LessThanOrEqualTo(SigmaBound * seE), $"E[ELBO] = {e} +- {seE}, closed form {elbo}")
+        true)
+
+[<Property(MaxTest = 8, Replay = Seed)>]
+let ``E[L_k] <= log p(x), does not decrease with k, and approaches log p(x) (linear-Gaussian)`` () =
+    Prop.forAll (Arb.fromGen genLinearGaussian) (fun c ->
+        let m = buildLinearGaussian c
+        let mu, lv = posteriorFor c m false
+        let ks = [ 1; 2; 3; 4; 5; 10; 100; LargeK ]
+        let estimates =
+            ks |> List.map (fun k -> k, meanSe (drawBound m mu lv k (if k >= LargeK then DrawsLargeK else Draws) (Rng(uint64 c.Seed, 1000UL + uint64 k))))
+        for k, (mean, se) in estimates do
+            Assert.That(mean, Is.LessThanOrEqualTo(m.LogPx + SigmaBound * se), $"E[L_{k}] = {mean} +- {se} above log p(x) = {m.LogPx}")
+        for (k1, (m1, s1)), (k2, (m2, s2)) in List.pairwise estimates do
+            Assert.That(m2 - m1, Is.GreaterThanOrEqualTo(-SigmaBound * sqrt (s1 * s1 + s2 * s2)), $"E[L_{k2}] = {m2} < E[L_{k1}] = {m1}")
+        let chi2 = chiSquare m mu lv
+        let mean, se = snd (List.last estimates)
+        let gap = m.LogPx - mean
+        Assert.That(gap, Is.LessThanOrEqualTo(ApproachFactor * chi2 / (2.0 * float LargeK) + SigmaBound * se),
+            $"log p(x) - E[L_{LargeK}] = {gap} with chi2 = {chi2}, KL(q || p(z|x)) = {klToPosterior m mu lv}")
+        true)
+
+// ---------------------------------------------------------------------------------------------
+// 3. A nonlinear VAE: E[L_{k+1}] >= E[L_k] and E[L_1] = E[ELBO]
+
+/// A small VAE with random weights on binary data (its encoder is far from the true posterior, so the
+/// bounds are far apart and the checks have power).
+type VaeCase =
+    { Input: int
+      Latent: int
+      Hidden: int list
+      Activation: Activation
+      Decoder: DecoderKind
+      BatchNorm: bool
+      Dropout: float32
+      Examples: int
+      Seed: int }
+
+let private genVaeCase =
+    gen {
+        let! input = Gen.choose (3, 12)
+        let! latent = Gen.choose (1, 5)
+        let! depth = Gen.choose (1, 2)
+        let! hidden = Gen.listOfLength depth (Gen.choose (2, 10))
+        let! activation = Gen.elements [ Activation.Softplus; Activation.Tanh; Activation.Relu ]
+        let! decoder = Gen.elements [ DecoderKind.Bernoulli; DecoderKind.Gaussian ]
+        let! batchNorm = Gen.elements [ false; true ]
+        let! dropout = Gen.elements [ 0.0f; 0.0f; 0.25f ]
+        let! examples = Gen.choose (2, 6)
+        let! seed = Gen.choose (0, 1_000_000)
+        return
+            { Input = input; Latent = latent; Hidden = hidden; Activation = activation; Decoder = decoder
+              BatchNorm = batchNorm; Dropout = dropout; Examples = examples; Seed = seed }
+    }
+
+let private buildVae (c: VaeCase) (dropout: float32) =
+    Vae(c.Input, c.Latent, List.toArray c.Hidden, c.Activation, c.Decoder, c.BatchNorm, dropout, Rng(uint64 c.Seed, 7UL))
+
+/// Data for a case: binary pixels for a Bernoulli decoder, grey levels for a Gaussian one.
+let private dataFor (c: VaeCase) =
+    match c.Decoder with
+    | DecoderKind.Bernoulli -> binary (uint64 c.Seed) 11UL c.Examples c.Input
+    | _ -> uniform (uint64 c.Seed) 11UL c.Examples c.Input
+
+[<Property(MaxTest = 10, Replay = Seed)>]
+let ``E[L_(k+1)] >= E[L_k] for k = 1..5 and E[L_1] = E[ELBO] (random VAE)`` () =
+    Prop.forAll (Arb.fromGen genVaeCase) (fun c ->
+        // Evaluation mode: batch norm on running statistics, so the draws are independent.
+        let c = { c with Dropout = 0.0f }
+        let vae = buildVae c 0.0f
+        vae.Eval()
+        use _noGrad = Autograd.NoGrad()
+        let x = (dataFor c).ToArray()[.. c.Input - 1]
+        let xs = repeatRow x Draws
+        let estimates =
+            [ for k in 1..6 -> k, meanSe (Bounds.ImportanceWeighted(vae, xs, k, Rng(uint64 c.Seed, uint64 (100 + k))).ToArray()) ]
+        for (k1, (m1, s1)), (k2, (m2, s2)) in List.pairwise estimates do
+            Assert.That(m2 - m1, Is.GreaterThanOrEqualTo(-SigmaBound * sqrt (s1 * s1 + s2 * s2)), $"E[L_{k2}] = {m2} < E[L_{k1}] = {m1}")
+        let l1, s1 = snd estimates.Head
+        let e, se = meanSe (Bounds.Elbo(vae, xs, Rng(uint64 c.Seed, 200UL)).ToArray())
+        Assert.That(abs (l1 - e), Is.LessThanOrEqualTo(SigmaBound * sqrt (s1 * s1 + se * se)), $"E[L_1] = {l1} +- {s1}, E[ELBO] = {e} +- {se}")
+        true)
+
+// ---------------------------------------------------------------------------------------------
+// 4. eVAE, epitomes, KL weight, dropout
+
+/// Gradients of every parameter after backward from the mean bound, with names.
+let private gradients (model: Module) =
+    model.NamedParameters() |> Seq.map (fun struct (name, p) -> name, bits (p.Grad.ToArray())) |> Seq.toList
+
+[<Property(MaxTest = 60, Replay = Seed)>]
+let ``an eVAE with K = D = s has the VAE's bound and gradients bit for bit`` () =
+    let gen =
+        gen {
+            let! c = genVaeCase
+            let! k = Gen.elements [ 1; 3 ]
+            let! beta = Gen.elements [ 1.0f; 0.3f ]
+            return c, k, beta
+        }
+    Prop.forAll (Arb.fromGen gen) (fun (c, k, beta) ->
+        let plain = buildVae c c.Dropout
+        let evae = EpitomicVae(buildVae c c.Dropout, EpitomeLayout.Create(c.Latent, c.Latent, c.Latent))
+        Assert.That(evae.Groups, equals 1)
+        let x = dataFor c
+        let groups = Array.zeroCreate<int> c.Examples
+        let a = plain.Objective(x, ReadOnlySpan groups, k, beta, Rng(uint64 c.Seed, 5UL))
+        let b = evae.Objective(x, ReadOnlySpan groups, k, beta, Rng(uint64 c.Seed, 5UL))
+        Assert.That(bits (b.ToArray()), equals (bits (a.ToArray())), "bound")
+        (-(a.Mean())).Backward()
+        (-(b.Mean())).Backward()
+        let expected, actual = gradients plain, gradients evae
+        Assert.That(List.map fst actual, equals (List.map fst expected), "parameter names")
+        for (name, g), (_, h) in List.zip expected actual do
+            Assert.That(h, equals g, $"gradient of {name}")
+        // The same for the evaluation bound (y marginalized over its single value) and the posterior.
+        plain.Eval()
+        evae.Eval()
+        use _noGrad = Autograd.NoGrad()
+        // (Assign runs in the current mode: in training mode it would update batch-norm statistics.)
+        Assert.That(evae.Assign x, equals groups)
+        let la = plain.LogLikelihoodBound(x, k, Rng(uint64 c.Seed, 6UL))
+        let lb = evae.LogLikelihoodBound(x, k, Rng(uint64 c.Seed, 6UL))
+        Assert.That(bits (lb.ToArray()), equals (bits (la.ToArray())), "log-likelihood bound")
+        let qa = plain.Encode(x, ReadOnlySpan groups)
+        let qb = evae.Encode(x, ReadOnlySpan groups)
+        Assert.That(bits (qb.Mu.ToArray()), equals (bits (qa.Mu.ToArray())), "posterior mean")
+        Assert.That(bits (qb.LogVar.ToArray()), equals (bits (qa.LogVar.ToArray())), "posterior log-variance")
+        true)
+
+/// Valid layouts (D, K, s): the epitomes tile D exactly.
+let private genLayout =
+    gen {
+        let! k = Gen.choose (1, 12)
+        let! s = Gen.choose (1, k)
+        let! extra = Gen.choose (0, 6)
+        return k + s * extra, k, s
+    }
+
+[<Property(MaxTest = 300, Replay = Seed)>]
+let ``every epitome mask has exactly K contiguous ones starting at y s, and the epitomes tile D`` () =
+    Prop.forAll (Arb.fromGen genLayout) (fun (d, k, s) ->
+        let layout = EpitomeLayout.Create(d, k, s)
+        Assert.That((layout.Latent, layout.Size, layout.Stride, layout.Count), equals ((d, k, s, (d - k) / s + 1)))
+        let covered = Array.zeroCreate<bool> d
+        for y in 0 .. layout.Count - 1 do
+            let mask = layout.Mask y
+            Assert.That(mask.Length, equals d)
+            let ones = mask |> Array.indexed |> Array.filter (fun (_, v) -> v = 1.0f) |> Array.map fst
+            Assert.That(ones, equals [| y * s .. y * s + k - 1 |], $"epitome {y} of (D, K, s) = ({d}, {k}, {s})")
+            Assert.That(mask |> Array.forall (fun v -> v = 0.0f || v = 1.0f), "0/1 entries")
+            Assert.That(layout.Start y, equals (y * s))
+            for u in ones do covered[u] <- true
+        Assert.That(covered, Is.All.True, "every unit belongs to an epitome")
+        Assert.That(layout.Start(layout.Count - 1) + k, equals d, "the last epitome ends at D")
+        // Masks(groups) stacks the same rows.
+        let groups = Array.init 7 (fun i -> (i * 5) % layout.Count)
+        let stacked = (layout.Masks(ReadOnlySpan groups)).ToArray()
+        Assert.That(stacked, equals (groups |> Array.collect layout.Mask))
+        true)
+
+[<Property(MaxTest = 300, Replay = Seed)>]
+let ``a layout that does not tile D raises a VaeResearchException naming the option`` () =
+    let gen =
+        gen {
+            let! d = Gen.choose (1, 30)
+            let! k = Gen.choose (-2, 34)
+            let! s = Gen.choose (-2, 34)
+            return d, k, s
+        }
+        |> Gen.filter (fun (d, k, s) -> k < 1 || k > d || s < 1 || s > k || (d - k) % s <> 0)
+    Prop.forAll (Arb.fromGen gen) (fun (d, k, s) ->
+        let e = throws<VaeResearchException> (fun () -> EpitomeLayout.Create(d, k, s) |> ignore)
+        Assert.That(e.Message, Does.Contain("--epitome-size").Or.Contain("--epitome-stride").Or.Contain("do not tile"), e.Message)
+        true)
+
+[<Test>]
+let ``bad layouts name the option and the expected value`` () =
+    let message (d, k, s) = (throws<VaeResearchException> (fun () -> EpitomeLayout.Create(d, k, s) |> ignore)).Message
+    Assert.That(message (10, 0, 1), Does.Contain "--epitome-size K must be between 1 and the latent size D = 10, got 0")
+    Assert.That(message (10, 11, 1), Does.Contain "--epitome-size")
+    Assert.That(message (10, 4, 0), Does.Contain "--epitome-stride s must be between 1 and K = 4")
+    Assert.That(message (10, 4, 5), Does.Contain "--epitome-stride")
+    Assert.That(message (10, 4, 4), Does.Contain "do not tile D = 10 units")
+    // The same errors through the configuration.
+    let config = TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 4, EpitomeStride = Nullable 4)
+    Assert.That((throws<VaeResearchException> (fun () -> config.Validate() |> ignore)).Message, Does.Contain "do not tile")
+
+[<Property(MaxTest = 60, Replay = Seed)>]
+let ``the eVAE's per-example KL counts exactly the K units of the assigned epitome`` () =
+    let gen =
+        gen {
+            let! d, k, s = genLayout |> Gen.filter (fun (d, _, _) -> d <= 16)
+            let! n = Gen.choose (1, 8)
+            let! seed = Gen.choose (0, 1_000_000)
+            let! groups = Gen.arrayOfLength n (Gen.choose (0, (d - k) / s))
+            return d, k, s, groups, seed
+        }
+    Prop.forAll (Arb.fromGen gen) (fun (d, k, s, groups, seed) ->
+        let n, input = groups.Length, 9
+        let net = Vae(input, d, [| 6 |], Activation.Softplus, DecoderKind.Bernoulli, false, 0.0f, Rng(uint64 seed))
+        let evae = EpitomicVae(net, EpitomeLayout.Create(d, k, s))
+        let x = binary (uint64 seed) 3UL n input
+        use _noGrad = Autograd.NoGrad()
+        let full = (Bounds.KlPerUnit(net.Encoder.Forward x)).ToArray()
+        let kl = (Bounds.KlPerUnit(evae.Encode(x, ReadOnlySpan groups))).ToArray()
+        for i in 0 .. n - 1 do
+            let start = groups[i] * s
+            for u in 0 .. d - 1 do
+                let v = kl[i * d + u]
+                if u >= start && u < start + k then
+                    Assert.That(BitConverter.SingleToInt32Bits v, equals (BitConverter.SingleToInt32Bits full[i * d + u]), $"example {i}, unit {u} (in epitome)")
+                else
+                    Assert.That(BitConverter.SingleToInt32Bits v, equals 0, $"example {i}, unit {u} (masked) must be exactly +0")
+            let counted = kl[i * d .. i * d + d - 1] |> Array.filter (fun v -> v <> 0.0f) |> Array.length
+            Assert.That(counted, equals k, $"example {i}: units with KL > 0")
+        // The objective's KL term is the sum over the epitome's units: bound(beta = 0) - bound(beta = 1).
+        let withKl = evae.Objective(x, ReadOnlySpan groups, 1, 1.0f, Rng(uint64 seed, 4UL)).ToArray()
+        let without = evae.Objective(x, ReadOnlySpan groups, 1, 0.0f, Rng(uint64 seed, 4UL)).ToArray()
+        for i in 0 .. n - 1 do
+            let expected = Array.sumBy float kl[i * d .. i * d + d - 1]
+            let scale = abs (float without[i]) + expected + 1.0
+            Assert.That(float without[i] - float withKl[i], (equals (expected)).Within(1e-6 * scale), $"example {i}")
+        true)
+
+[<Property(MaxTest = 60, Replay = Seed)>]
+let ``with KL weight 0 the ELBO objective is the reconstruction term log p(x|z) bit for bit`` () =
+    Prop.forAll (Arb.fromGen genVaeCase) (fun c ->
+        let vae = buildVae c 0.0f
+        vae.Eval()
+        let x = dataFor c
+        let groups = Array.zeroCreate<int> c.Examples
+        use _noGrad = Autograd.NoGrad()
+        let objective = vae.Objective(x, ReadOnlySpan groups, 1, 0.0f, Rng(uint64 c.Seed, 8UL)).ToArray()
+        // The reconstruction term with the same noise: z = mu + exp(logvar / 2) eps, eps from the same stream.
+        let q = vae.Encoder.Forward x
+        let struct (z, _) = Bounds.Sample(q, 1, Rng(uint64 c.Seed, 8UL))
+        let reconstruction = vae.Decoder.LogLikelihood(z, x).ToArray()
+        Assert.That(bits objective, equals (bits reconstruction))
+        // And with weight 1 the bound is lower by the KL (a control that the weight is used).
+        let full = vae.Objective(x, ReadOnlySpan groups, 1, 1.0f, Rng(uint64 c.Seed, 8UL)).ToArray()
+        let kl = (Bounds.KlPerUnit q).Sum(-1).ToArray()
+        for i in 0 .. c.Examples - 1 do
+            Assert.That(float objective[i] - float full[i], (equals (float kl[i])).Within(1e-6 * (abs (float objective[i]) + float kl[i] + 1.0)))
+        true)
+
+[<Property(MaxTest = 40, Replay = Seed)>]
+let ``dropout on z is the identity in evaluation mode`` () =
+    Prop.forAll (Arb.fromGen genVaeCase) (fun c ->
+        let withDropout = buildVae c 0.5f
+        let without = buildVae c 0.0f
+        let x = dataFor c
+        let groups = Array.zeroCreate<int> c.Examples
+        use _noGrad = Autograd.NoGrad()
+        let bound (m: Vae) k = m.Objective(x, ReadOnlySpan groups, k, 1.0f, Rng(uint64 c.Seed, 9UL)).ToArray() |> bits
+        withDropout.Eval()
+        without.Eval()
+        for k in [ 1; 4 ] do
+            Assert.That(bound withDropout k, equals (bound without k), $"evaluation mode, k = {k}")
+        let means (m: Vae) = m.Decoder.Mean(m.Encoder.Forward(x).Mu).ToArray() |> bits
+        Assert.That(means withDropout, equals (means without))
+        // Control: in training mode the dropout mask changes the bound (without batch norm, which would
+        // normalize away the 1/(1 - p) scaling when no unit happens to be dropped).
+        if not c.BatchNorm then
+            withDropout.Train()
+            without.Train()
+            Assert.That(bound withDropout 1, Is.Not.EqualTo(box (bound without 1)), "training mode drops units")
+        true)
+
+// ---------------------------------------------------------------------------------------------
+// 5. Schedules, parameter counts, configuration
+
+[<Property(MaxTest = 200, Replay = Seed)>]
+let ``warm-up beta is 0 at step 0, 1 after N epochs, and linear in between`` () =
+    let gen =
+        gen {
+            let! epochs = Gen.choose (1, 50)
+            let! steps = Gen.choose (1, 600)
+            let! fraction = Gen.choose (0, 1000)
+            return epochs, steps, fraction
+        }
+    Prop.forAll (Arb.fromGen gen) (fun (epochs, steps, fraction) ->
+        let total = int64 epochs * int64 steps
+        Assert.That(Schedules.WarmupBeta(epochs, steps, 0L), equals 0.0)
+        Assert.That(Schedules.WarmupBeta(epochs, steps, total), equals 1.0)
+        Assert.That(Schedules.WarmupBeta(epochs, steps, total + 1L), equals 1.0)
+        Assert.That(Schedules.WarmupBeta(epochs, steps, 10L * total), equals 1.0)
+        let step = total * int64 fraction / 1000L
+        Assert.That(Schedules.WarmupBeta(epochs, steps, step), (equals (float step / float total)).Within(1e-15))
+        // Linear: equal increments per step.
+        if step + 2L <= total then
+            let b0, b1, b2 = Schedules.WarmupBeta(epochs, steps, step), Schedules.WarmupBeta(epochs, steps, step + 1L), Schedules.WarmupBeta(epochs, steps, step + 2L)
+            Assert.That(b2 - b1, (equals (b1 - b0)).Within(1e-15))
+            Assert.That(b1 - b0, (equals (1.0 / float total)).Within(1e-15))
+        // No warm-up: beta is 1 from the start.
+        Assert.That(Schedules.WarmupBeta(0, steps, 0L), equals 1.0)
+        true)
+
+[<Test>]
+let ``Burda schedule: stage i lasts 3^i epochs at lr * 10^(-i/7), then the last rate stays`` () =
+    let baseRate = 1e-3
+    let rate stage = baseRate * 10.0 ** (-(float stage) / 7.0)
+    // Stage i starts at epoch sum_{j < i} 3^j: 0, 1, 4, 13, 40, 121, 364, 1093; the schedule ends at 3280.
+    let starts = [| 0; 1; 4; 13; 40; 121; 364; 1093 |]
+    Assert.That(Schedules.BurdaStages, equals starts.Length)
+    Assert.That(Schedules.BurdaEpochs, equals 3280)
+    for i in 0 .. starts.Length - 1 do
+        Assert.That(Schedules.LearningRate(ScheduleKind.Burda, baseRate, starts[i]), (equals (rate i)).Within(1e-12 * baseRate), $"first epoch of stage {i}")
+        let last = (if i + 1 < starts.Length then starts[i + 1] else Schedules.BurdaEpochs) - 1
+        Assert.That(Schedules.LearningRate(ScheduleKind.Burda, baseRate, last), (equals (rate i)).Within(1e-12 * baseRate), $"last epoch of stage {i}")
+        Assert.That(last - starts[i] + 1, equals (pown 3 i), $"stage {i} lasts 3^{i} epochs")
+    Assert.That(Schedules.LearningRate(ScheduleKind.Burda, baseRate, 3280), (equals (rate 7)).Within(1e-12 * baseRate), "after the schedule")
+    Assert.That(Schedules.LearningRate(ScheduleKind.Burda, baseRate, 100_000), (equals (rate 7)).Within(1e-12 * baseRate))
+    Assert.That(rate 7 / baseRate, (equals (10.0 ** -1.0)).Within(1e-15), "the last stage is one decade down")
+    Assert.That(Schedules.LearningRate(ScheduleKind.Burda, 0.5, 4), (equals (0.5 * 10.0 ** (-2.0 / 7.0))).Within(1e-15), "scales with the base rate")
+    for epoch in [ 0; 1; 5; 1000; 5000 ] do
+        Assert.That(Schedules.LearningRate(ScheduleKind.Constant, baseRate, epoch), equals baseRate)
+
+[<Test>]
+let ``mVAE parameter count is within 5% of the eVAE's`` () =
+    let settings =
+        [ 50, 25, 25, [| 200; 200 |], DecoderKind.Bernoulli, false
+          50, 5, 5, [| 200; 200 |], DecoderKind.Bernoulli, false
+          20, 5, 5, [| 100; 100 |], DecoderKind.Bernoulli, false
+          10, 2, 2, [| 50 |], DecoderKind.Bernoulli, false
+          12, 4, 2, [| 64; 32 |], DecoderKind.Gaussian, false
+          20, 4, 4, [| 100 |], DecoderKind.Bernoulli, true ]
+    for d, k, s, hidden, decoder, batchNorm in settings do
+        let config model =
+            TrainConfig(Model = model, Latent = d, EpitomeSize = Nullable k, EpitomeStride = Nullable s, Hidden = hidden,
+                        Decoder = decoder, Batchnorm = batchNorm).Validate()
+        let evae = ModelFactory.Build(config ModelKind.Evae, 784, Rng 1UL)
+        let mvae = ModelFactory.Build(config ModelKind.Mvae, 784, Rng 1UL) :?> MixtureVae
+        let ce, cm = evae.ParameterCount(), mvae.ParameterCount()
+        let gap = abs (float cm - float ce) / float ce
+        Assert.That(gap, Is.LessThanOrEqualTo ParameterTolerance, $"(D, K, s, hidden) = ({d}, {k}, {s}, %A{hidden}): eVAE {ce}, mVAE {cm}")
+        Assert.That(mvae.Components.Count, equals ((d - k) / s + 1), "one component per epitome")
+        // The closed form the factory matches with agrees with the modules' own count.
+        Assert.That(MixtureVae.ParameterCount(784, d, hidden, decoder, batchNorm), equals ce)
+
+/// A configuration with one setting changed, the option its error must name, and a fragment of the message.
+let private invalidConfigs: (string * TrainConfig * string) list =
+    [ "k = 0", TrainConfig(K = 0), "--k"
+      "k = -3", TrainConfig(K = -3), "--k"
+      "latent 0", TrainConfig(Latent = 0), "--latent"
+      "hidden []", TrainConfig(Hidden = [||]), "--hidden"
+      "hidden 0", TrainConfig(Hidden = [| 200; 0 |]), "--hidden"
+      "batch 0", TrainConfig(Batch = 0), "--batch"
+      "batch 1 with batch norm", TrainConfig(Batch = 1, Batchnorm = true), "--batch"
+      "epochs 0", TrainConfig(Epochs = 0), "--epochs"
+      "lr 0", TrainConfig(Lr = 0.0), "--lr"
+      "lr NaN", TrainConfig(Lr = nan), "--lr"
+      "lr inf", TrainConfig(Lr = infinity), "--lr"
+      "adam beta1 1", TrainConfig(AdamBeta1 = 1.0), "--adam-beta1"
+      "adam beta2 -0.1", TrainConfig(AdamBeta2 = -0.1), "--adam-beta2"
+      "adam eps 0", TrainConfig(AdamEps = 0.0), "--adam-eps"
+      "kl weight -1", TrainConfig(KlWeight = -1.0), "--kl-weight"
+      "warm-up -1", TrainConfig(WarmupEpochs = -1), "--warmup-epochs"
+      "dropout 1", TrainConfig(DropoutZ = 1.0), "--dropout-z"
+      "train subset 0", TrainConfig(TrainSubset = Nullable 0), "--train-subset"
+      "test subset 0", TrainConfig(TestSubset = Nullable 0), "--test-subset"
+      "dataset", TrainConfig(Dataset = "cifar"), "--dataset"
+      "synthetic dim 0", TrainConfig(Dataset = "synthetic", SyntheticDimension = 0), "--synthetic-dim"
+      "binarize none with bernoulli", TrainConfig(Binarize = Nullable VaeResearch.Data.Binarization.None), "--binarize"
+      "evae without K", TrainConfig(Model = ModelKind.Evae), "--epitome-size"
+      "vae with K", TrainConfig(EpitomeSize = Nullable 5), "--epitome-size"
+      "evae K > D", TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 11), "--epitome-size"
+      "evae s > K", TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 2, EpitomeStride = Nullable 3), "--epitome-stride" ]
+
+[<Test>]
+let ``TrainConfig Validate rejects each bad setting with a message naming the option`` () =
+    Assert.That(TrainConfig().Validate(), Is.Not.Null, "the defaults are valid")
+    for name, config, option in invalidConfigs do
+        let e = throws<VaeResearchException> (fun () -> config.Validate() |> ignore)
+        Assert.That(e.Message, Does.Contain option, $"{name}: {e.Message}")
+    let e = throws<VaeResearchException> (fun () -> TrainConfig(K = 0).Validate() |> ignore)
+    Assert.That(e.Message, equals "--k (importance samples) must be >= 1, got 0")
+    // Valid corner cases pass.
+    for config in
+        [ TrainConfig(K = 1, Latent = 1, Hidden = [| 1 |], Batch = 1, Epochs = 1, KlWeight = 0.0)
+          TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 10)
+          TrainConfig(Model = ModelKind.Mvae, Latent = 10, EpitomeSize = Nullable 4, EpitomeStride = Nullable 2)
+          TrainConfig(Decoder = DecoderKind.Gaussian, Binarize = Nullable VaeResearch.Data.Binarization.None) ] do
+        Assert.That(config.Validate(), Is.SameAs config)

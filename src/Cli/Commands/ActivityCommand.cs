@@ -1,9 +1,68 @@
 using System.CommandLine;
+using System.Globalization;
+using Microsoft.FSharp.Core;
+using VaeResearch.Analysis;
+using VaeResearch.Training;
+using static VaeResearch.Cli.CliOptions;
 
 namespace VaeResearch.Cli.Commands;
 
-/// <summary><c>vae activity</c> (placeholder until the analysis layer lands).</summary>
+/// <summary><c>vae activity RUN [--threshold 0.01] [--csv FILE]</c>: per-unit activity A_u and KL over the test set.</summary>
 static class ActivityCommand
 {
-    public static Command Create() => new("activity", "(not yet available)");
+    public static Command Create()
+    {
+        var run = RunArgument.Create();
+        var threshold = Value("--threshold", "A unit is active when A_u > threshold (0.01 Burda et al.; 0.02 eVAE paper; 0.1 activity paper).", Analysis.Activity.DefaultThreshold);
+        var csv = new Option<FileInfo?>("--csv") { Description = "Also write unit, activity, kl, active (unit order) to this CSV file." };
+        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var command = new Command("activity",
+            "Compute each latent unit's activity A_u = Cov_x(E_q[u]) (population variance over the whole test set of the posterior " +
+            "mean, the images `vae encode --split test` exports) and its mean KL to the prior from the checkpoint; print the units " +
+            "sorted by activity, the active counts at the threshold and at the papers' 0.01, 0.02 and 0.1, and the per-epoch active " +
+            "counts recorded in activity.csv.")
+        {
+            run, threshold, csv, dataDir,
+        };
+        command.SetAction(parse => CliRunner.Run("activity", () =>
+        {
+            double t = parse.GetValue(threshold);
+            if (!double.IsFinite(t) || t < 0) throw new VaeResearchException($"--threshold must be a non-negative number, got {t}");
+            var folder = parse.GetValue(run)!.FullName;
+            var stored = RunStore.load(folder);
+            var trained = TrainedRun.Load(folder);
+            var dir = parse.GetValue(dataDir);
+            var (test, images) = Analysis.Activity.testImages(trained, dir is null ? FSharpOption<string>.None : FSharpOption<string>.Some(dir));
+            var units = Analysis.Activity.ofImages(trained.Model, images, test.Count);
+            var activity = units.Select(u => u.Activity).ToArray();
+            string F(double v) => v.ToString(CultureInfo.InvariantCulture);
+
+            Console.WriteLine($"{stored.Name}: {RunStore.describe(stored)}, checkpoint after epoch {trained.Epoch}");
+            Console.WriteLine($"A_u = Cov_x(E_q[u]) over {test.Count} test images (population variance), KL in nats:");
+            Console.WriteLine($"{"rank",5} {"unit",5} {"activity",12} {"kl",10}  active");
+            var order = Analysis.Activity.sortedUnits(activity);
+            for (int rank = 0; rank < order.Length; rank++)
+            {
+                var u = units[order[rank]];
+                Console.WriteLine($"{rank + 1,5} {u.Unit,5} {u.Activity,12:G4} {u.Kl,10:F4}  {(u.Activity > t ? "yes" : "")}");
+            }
+            var counts = Analysis.Activity.PaperThresholds.Append(t).Distinct().Order()
+                .Select(th => $"{Analysis.Activity.activeCount(th, activity)} at {F(th)}");
+            Console.WriteLine($"active units (of {activity.Length}): {string.Join(", ", counts)}; total KL {units.Sum(u => u.Kl):F2} nats");
+
+            var history = Analysis.Activity.history(stored);
+            if (history.Epochs.Length > 0)
+            {
+                var perEpoch = Analysis.Activity.activeCounts(t, history).Select(p => $"{p.Item1}:{p.Item2}");
+                Console.WriteLine($"active units per epoch from activity.csv (A_u > {F(t)}, epoch:count): {string.Join(" ", perEpoch)}");
+            }
+            if (parse.GetValue(csv) is { } file)
+            {
+                Analysis.Activity.writeCsv(file.FullName, t, units);
+                Console.Error.WriteLine($"wrote {file.FullName}");
+            }
+            return 0;
+        }));
+        return command;
+    }
 }

@@ -6,6 +6,9 @@ internal sealed class Node(Tensor[] inputs, Action<Tensor> backward)
 {
     public readonly Tensor[] Inputs = inputs;
     public readonly Action<Tensor> Backward = backward;
+
+    /// <summary>Set once a backward pass has run through this node: its result's gradient is spent.</summary>
+    public bool Consumed;
 }
 
 /// <summary>Gradient mode (like <c>torch.no_grad</c>): ops inside <see cref="NoGrad"/> record nothing.</summary>
@@ -44,11 +47,17 @@ public sealed partial class Tensor
         if (!RequiresGrad)
             throw new InvalidOperationException("Backward() on a tensor that does not require a gradient");
         var order = TopologicalOrder();
+        // NOTE: op results keep the gradients accumulated in a pass, so a second pass through the same
+        // nodes would add them again; like PyTorch without retain_graph, that is an error.
+        foreach (var t in order)
+            if (t.gradFn!.Consumed)
+                throw new InvalidOperationException("Backward() through a graph that has already been differentiated: recompute the forward pass");
         GradForAccumulation()[0] += seed;
         for (int i = order.Count - 1; i >= 0; i--)
         {
             var t = order[i];
             if (t.gradBuffer is not null) t.gradFn!.Backward(t);
+            t.gradFn!.Consumed = true;
         }
     }
 

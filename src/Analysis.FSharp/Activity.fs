@@ -1,0 +1,135 @@
+namespace VaeResearch.Analysis
+
+// Activity statistics (Burda et al. 2015; activity paper eq. 5; eVAE paper section 3):
+// A_u = Cov_x(E_q[u]) over a data set, the number of units above a threshold, and the per-unit KL.
+
+open System
+open System.Globalization
+open System.Text
+open VaeResearch
+open VaeResearch.Data
+open VaeResearch.Engine
+open VaeResearch.Models
+open VaeResearch.Training
+
+/// One latent unit's statistics over a data set.
+type UnitActivity =
+    { /// Unit index u (0-based).
+      Unit: int
+      /// A_u = Cov_x(E_q[u]): population variance over the data of the posterior mean.
+      Activity: float
+      /// Mean over the data of KL(q(z_u|x) || N(0, 1)) in nats.
+      Kl: float }
+
+/// activity.csv as matrices: the activity and KL of every unit after every recorded epoch.
+type ActivityHistory =
+    { /// Recorded epochs (1-based), ascending.
+      Epochs: int[]
+      /// Latent units D.
+      Units: int
+      /// Activity[i][u]: A_u after epoch Epochs[i].
+      Activity: float[][]
+      /// Kl[i][u]: mean KL of unit u after epoch Epochs[i].
+      Kl: float[][] }
+
+/// Activity statistics: A_u, active counts at thresholds, per-unit KL, per-epoch histories.
+/// <remarks>
+/// A_u is the <b>population</b> variance (divided by n) of E_q[u|x] over the n images, as the core's
+/// <c>Evaluation.Activity</c> computes it during training; the sample variance is n / (n - 1) times
+/// larger (1.0001 for the 10,000 test images), which moves no unit across a threshold in practice.
+/// Thresholds: 0.01 (Burda et al., the default), 0.02 (eVAE paper), 0.1 (activity paper).
+/// </remarks>
+[<RequireQualifiedAccess>]
+module Activity =
+
+    /// The default threshold (Burda et al. 2015): a unit is active when A_u &gt; 0.01.
+    [<Literal>]
+    let DefaultThreshold = 0.01
+
+    /// The thresholds the papers use: 0.01 (Burda et al.), 0.02 (eVAE paper), 0.1 (activity paper).
+    let PaperThresholds = [| 0.01; 0.02; 0.1 |]
+
+    /// A_u for posterior means [count, latent] (row-major): the population variance of each column, in double.
+    let ofMeans (means: float32[]) (count: int) (latent: int) : float[] =
+        if means.Length < count * latent then
+            invalidArg (nameof means) $"{means.Length} values cannot hold {count} x {latent} posterior means"
+        Evaluation.Activity(ReadOnlySpan means, count, latent)
+
+    /// Units whose activity exceeds <paramref name="threshold"/>.
+    let activeCount (threshold: float) (activity: float seq) = activity |> Seq.filter (fun a -> a > threshold) |> Seq.length
+
+    /// Unit indices sorted by activity, most active first (ties: lower index first).
+    let sortedUnits (activity: float[]) : int[] =
+        Array.init activity.Length id |> Array.sortWith (fun a b -> match compare activity[b] activity[a] with 0 -> compare a b | c -> c)
+
+    /// Per-unit records of the core's statistics.
+    let units (stats: UnitStatistics) : UnitActivity[] =
+        Array.init stats.Activity.Length (fun u -> { Unit = u; Activity = stats.Activity[u]; Kl = stats.Kl[u] })
+
+    /// A_u and the per-unit KL of <paramref name="model"/> over <paramref name="count"/> images [count, N]
+    /// (models with epitomes use each image's best y*), in evaluation mode.
+    let ofImages (model: GenerativeModel) (images: float32[]) (count: int) : UnitActivity[] =
+        if count < 1 then invalidArg (nameof count) $"activity needs at least one image, got {count}"
+        // NOTE: k = 1 and any noise: only the unit statistics are used, and they do not depend on the noise
+        // (posterior means and the analytic KL).
+        let evaluation = Evaluation.Evaluate(model, images, count, 1, Rng(0UL, TrainStreams.Tool 3u))
+        units evaluation.Units
+
+    /// The run's test images as the model sees them, the same ones <c>vae encode --split test</c> exports:
+    /// the whole test set (ignoring the run's --test-subset), binarized with the run's fixed test sample.
+    let testImages (trained: TrainedRun) (dataDirectory: string option) : Dataset * float32[] =
+        let test = (RunStore.dataSplits trained.Config dataDirectory).Test
+        test, trained.Images test
+
+    /// A_u and KL of every unit of a trained run over its test set (see <see cref="testImages"/>).
+    let ofRun (trained: TrainedRun) (dataDirectory: string option) : UnitActivity[] =
+        let test, images = testImages trained dataDirectory
+        ofImages trained.Model images test.Count
+
+    /// activity.csv of <paramref name="run"/> as matrices; an epoch without exactly the units 0..D-1 is an error naming the file.
+    let history (run: Run) : ActivityHistory =
+        let latent = run.Config.Latent
+        let path = IO.Path.Combine(run.Path, "activity.csv")
+        let epochs = run.Activity |> Array.map (fun r -> r.Epoch) |> Array.distinct |> Array.sort
+        let index = epochs |> Array.mapi (fun i e -> e, i) |> dict
+        let activity = Array.init epochs.Length (fun _ -> Array.create latent nan)
+        let kl = Array.init epochs.Length (fun _ -> Array.create latent nan)
+        for r in run.Activity do
+            if r.Unit < 0 || r.Unit >= latent then
+                raise (FileFormatException(path, $"epoch {r.Epoch}, column 'unit'", $"a unit in [0, {latent}) (config.json has latent = {latent})", string r.Unit))
+            let i = index[r.Epoch]
+            if not (Double.IsNaN(activity[i][r.Unit])) then
+                raise (FileFormatException(path, $"epoch {r.Epoch}, unit {r.Unit}", "one row", "a second row"))
+            activity[i][r.Unit] <- r.Activity
+            kl[i][r.Unit] <- r.Kl
+        for i in 0 .. epochs.Length - 1 do
+            match Array.tryFindIndex Double.IsNaN activity[i] with
+            | Some u -> raise (FileFormatException(path, $"epoch {epochs[i]}, unit {u}", "a row for every unit", "no row"))
+            | None -> ()
+        { Epochs = epochs; Units = latent; Activity = activity; Kl = kl }
+
+    /// (epoch, active units at <paramref name="threshold"/>) for every recorded epoch.
+    let activeCounts (threshold: float) (history: ActivityHistory) : (int * int)[] =
+        Array.map2 (fun e a -> e, activeCount threshold a) history.Epochs history.Activity
+
+    /// Unit indices sorted by their activity at the first recorded epoch, most active first (the shade plot's order).
+    let initialOrder (history: ActivityHistory) : int[] =
+        if history.Epochs.Length = 0 then Array.init history.Units id else sortedUnits history.Activity[0]
+
+    /// The per-unit statistics after the last recorded epoch (empty when no epoch was recorded).
+    let final (history: ActivityHistory) : UnitActivity[] =
+        if history.Epochs.Length = 0 then [||]
+        else
+            let last = history.Epochs.Length - 1
+            Array.init history.Units (fun u -> { Unit = u; Activity = history.Activity[last][u]; Kl = history.Kl[last][u] })
+
+    /// CSV text (unit, activity, kl, active) with a header pandas and Deedle read unchanged.
+    let csv (threshold: float) (units: UnitActivity[]) =
+        let text = StringBuilder("unit,activity,kl,active\n")
+        let f (v: float) = v.ToString("R", CultureInfo.InvariantCulture)
+        for u in units do
+            text.Append($"{u.Unit},{f u.Activity},{f u.Kl},{(if u.Activity > threshold then 1 else 0)}\n") |> ignore
+        text.ToString()
+
+    /// Writes <see cref="csv"/> to <paramref name="path"/> atomically.
+    let writeCsv (path: string) (threshold: float) (units: UnitActivity[]) = AtomicFile.WriteAllText(path, csv threshold units)
