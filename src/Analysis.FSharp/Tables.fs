@@ -36,9 +36,11 @@ module Tables =
 
     let private invariant (v: float) = v.ToString("R", CultureInfo.InvariantCulture)
 
+    /// <summary>
     /// The table row of <paramref name="run"/>; its name is relative to <paramref name="baseDir"/>. Active units
     /// come from the last epoch of activity.csv at <paramref name="threshold"/> (metrics.csv's count, which uses
     /// 0.01, when activity.csv is empty).
+    /// </summary>
     let row (baseDir: string) (threshold: float) (run: Run) : TableRow =
         let relative = Path.GetRelativePath(baseDir, run.Path).Replace('\\', '/')
         let final = RunStore.finalMetrics run
@@ -57,7 +59,9 @@ module Tables =
           Latent = run.Config.Latent
           Parzen = run.Parzen }
 
+    /// <summary>
     /// Rows for every run folder at or below <paramref name="dir"/>; a folder without runs is an error.
+    /// </summary>
     let rows (dir: string) (threshold: float) : TableRow list =
         let paths = RunStore.discover dir
         if paths.IsEmpty then
@@ -67,6 +71,15 @@ module Tables =
 
     let private cell (f: 'T -> string) (value: 'T option) = value |> Option.map f |> Option.defaultValue "—"
 
+    /// An L_k estimate as a table shows it, e.g. "86.76 ± 0.10 (k=5000, n=10000)" (invariant culture).
+    let formatEval (e: EvalResult) = sprintf "%.2f ± %.2f (k=%d, n=%d)" e.Nll e.StandardError e.K e.N
+
+    /// A Parzen estimate as a table shows it, e.g. "325.1 ± 2.0 (σ=0.215)" (invariant culture).
+    let formatParzen (p: ParzenResult) = sprintf "%.1f ± %.1f (σ=%.3f)" p.LogLikelihood p.StandardError p.Sigma
+
+    /// A bound with two decimals (invariant culture), or a dash.
+    let formatBound (v: float option) = cell (sprintf "%.2f") v
+
     /// A Markdown (GitHub) table of the rows, with a note on the threshold.
     let markdown (threshold: float) (rows: TableRow list) =
         let escape (s: string) = s.Replace("|", "\\|")
@@ -74,11 +87,10 @@ module Tables =
         sb.Append("| run | model | epochs | train bound | test bound | NLL (L_k) | active units | Parzen |\n") |> ignore
         sb.Append("|---|---|---:|---:|---:|---:|---:|---:|\n") |> ignore
         for r in rows do
-            let nll = r.Eval |> cell (fun e -> $"{e.Nll:F2} ± {e.StandardError:F2} (k={e.K}, n={e.N})")
-            let parzen = r.Parzen |> cell (fun p -> $"{p.LogLikelihood:F1} ± {p.StandardError:F1} (σ={p.Sigma:F3})")
+            let nll = r.Eval |> cell formatEval
+            let parzen = r.Parzen |> cell formatParzen
             let active = r.ActiveUnits |> cell (fun a -> $"{a} / {r.Latent}")
-            let bound = cell (fun (v: float) -> v.ToString("F2", CultureInfo.InvariantCulture))
-            sb.Append($"| {escape r.Run} | {escape r.Model} | {r.Epochs} | {bound r.TrainBound} | {bound r.TestBound} ")
+            sb.Append($"| {escape r.Run} | {escape r.Model} | {r.Epochs} | {formatBound r.TrainBound} | {formatBound r.TestBound} ")
               .Append($"| {nll} | {active} | {parzen} |\n")
             |> ignore
         sb.Append($"\nBounds and NLL in nats per image (NLL = -mean L_k over the test set, lower is better); active units: ")
@@ -108,7 +120,9 @@ module Tables =
             sb.Append(String.Join(",", fields)).Append('\n') |> ignore
         sb.ToString()
 
+    /// <summary>
     /// Writes the Markdown table to <paramref name="outFile"/> and the CSV beside it (same name, .csv); returns both paths.
+    /// </summary>
     let write (dir: string) (outFile: string) (threshold: float) : string * string =
         if (nonNull (Path.GetExtension outFile)).Equals(".csv", StringComparison.OrdinalIgnoreCase) then
             raise (VaeResearchException($"--out names the Markdown file (e.g. results.md); the CSV is written beside it, got '{outFile}'"))

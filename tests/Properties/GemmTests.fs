@@ -408,6 +408,29 @@ let ``an unknown VAE_BLAS value names the variable and the valid values`` () =
         Assert.That(e.Message, Does.Contain "'managed' or 'openblas'")
 
 [<Test>]
+let ``a bad VAE_BLAS surfaces as VaeResearchException when the backend is first needed`` () =
+    // NOTE: mutates the process environment and the cached choice; NUnit runs this assembly's tests
+    // sequentially, and both are restored below.
+    let saved = Environment.GetEnvironmentVariable "VAE_BLAS"
+    let one = [| 1.0f |]
+    try
+        Environment.SetEnvironmentVariable("VAE_BLAS", "cuda")
+        Gemm.ResetBackendSelection()
+        for what, action in
+            [ "Backend", (fun () -> Gemm.Backend |> ignore)
+              "BackendDescription", (fun () -> Gemm.BackendDescription |> ignore)
+              "Sgemm", (fun () -> Gemm.Sgemm(false, false, 1, 1, 1, 1.0f, ReadOnlySpan one, 1, ReadOnlySpan one, 1, 0.0f, Span [| 0.0f |], 1)) ] do
+            let e = Assert.Throws<VaeResearchException>(TestDelegate action, what) |> nonNull
+            Assert.That(e.Message, Does.Contain "VAE_BLAS='cuda'", what)
+        Environment.SetEnvironmentVariable("VAE_BLAS", "managed")
+        Gemm.ResetBackendSelection()
+        Assert.That(Gemm.Backend, Is.EqualTo GemmBackend.Managed)
+        Assert.That(Gemm.BackendDescription, Does.StartWith "managed ")
+    finally
+        Environment.SetEnvironmentVariable("VAE_BLAS", saved)
+        Gemm.ResetBackendSelection()
+
+[<Test>]
 let ``OpenBLAS loads (CI installs libopenblas0-pthread)`` () =
     requireOpenBlas ()
     let description = Gemm.Describe GemmBackend.OpenBlas

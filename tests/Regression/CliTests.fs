@@ -200,7 +200,7 @@ type EndToEnd() =
         let checkpoint = Path.Combine(run, "checkpoint.safetensors")
         let before = File.ReadAllBytes checkpoint
         let o = fails ([ "train"; "--out"; run ] @ TinyRun)
-        Assert.That(o.Stderr, Does.Contain("vae train: error:").And.Contain(run).And.Contain("already holds a run").And.Contain("--resume"))
+        Assert.That(o.Stderr, Does.Contain("vae train: error:").And.Contain(run).And.Contain("already holds a trained run").And.Contain("--resume"))
         Assert.That(File.ReadAllBytes checkpoint, equals before)
 
     [<Test>]

@@ -15,14 +15,17 @@ static class ActivityCommand
         var run = RunArgument.Create();
         var threshold = Value("--threshold", "A unit is active when A_u > threshold (0.01 Burda et al.; 0.02 eVAE paper; 0.1 activity paper).", Analysis.Activity.DefaultThreshold);
         var csv = new Option<FileInfo?>("--csv") { Description = "Also write unit, activity, kl, active (unit order) to this CSV file." };
+        var split = Choice("--split", "Which images (the same ones `vae encode --split` exports).", "test", "train", "test");
+        var subset = Optional<int>("--subset", "Use the first N images of the split only.");
         var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
         var command = new Command("activity",
-            "Compute each latent unit's activity A_u = Cov_x(E_q[u]) (population variance over the whole test set of the posterior " +
-            "mean, the images `vae encode --split test` exports) and its mean KL to the prior from the checkpoint; print the units " +
+            "Compute each latent unit's activity A_u = Cov_x(E_q[u]) (population variance over the images of the posterior mean; " +
+            "default: the whole test set, the images `vae encode --split test` exports) and its mean KL to the prior from the " +
+            "checkpoint; print the units " +
             "sorted by activity, the active counts at the threshold and at the papers' 0.01, 0.02 and 0.1, and the per-epoch active " +
             "counts recorded in activity.csv.")
         {
-            run, threshold, csv, dataDir,
+            run, threshold, csv, split, subset, dataDir,
         };
         command.SetAction(parse => CliRunner.Run("activity", () =>
         {
@@ -32,13 +35,16 @@ static class ActivityCommand
             var stored = RunStore.load(folder);
             var trained = TrainedRun.Load(folder);
             var dir = parse.GetValue(dataDir);
-            var (test, images) = Analysis.Activity.testImages(trained, dir is null ? FSharpOption<string>.None : FSharpOption<string>.Some(dir));
-            var units = Analysis.Activity.ofImages(trained.Model, images, test.Count);
+            if (parse.GetValue(subset) is < 1) throw new VaeResearchException($"--subset must be >= 1, got {parse.GetValue(subset)}");
+            var splitName = parse.GetValue(split)!;
+            var (data, images) = Analysis.Activity.splitImages(trained, splitName, dir is null ? FSharpOption<string>.None : FSharpOption<string>.Some(dir));
+            int count = Math.Min(data.Count, parse.GetValue(subset) ?? data.Count);
+            var units = Analysis.Activity.ofImages(trained.Model, images, count);
             var activity = units.Select(u => u.Activity).ToArray();
             string F(double v) => v.ToString(CultureInfo.InvariantCulture);
 
             Console.WriteLine($"{stored.Name}: {RunStore.describe(stored)}, checkpoint after epoch {trained.Epoch}");
-            Console.WriteLine($"A_u = Cov_x(E_q[u]) over {test.Count} test images (population variance), KL in nats:");
+            Console.WriteLine($"A_u = Cov_x(E_q[u]) over {count} {splitName} images (population variance), KL in nats:");
             Console.WriteLine($"{"rank",5} {"unit",5} {"activity",12} {"kl",10}  active");
             var order = Analysis.Activity.sortedUnits(activity);
             for (int rank = 0; rank < order.Length; rank++)

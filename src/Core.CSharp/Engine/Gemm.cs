@@ -49,6 +49,9 @@ public static partial class Gemm
         }
     }
 
+    /// <summary>Forgets the chosen backend so the next use reads VAE_BLAS again (tests only).</summary>
+    internal static void ResetBackendSelection() => Volatile.Write(ref selected, -1);
+
     /// <summary>Whether <c>libopenblas.so.0</c> loads on this machine (and exports <c>cblas_sgemm</c>).</summary>
     public static bool OpenBlasAvailable => OpenBlas.IsAvailable;
 

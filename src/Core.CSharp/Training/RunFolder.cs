@@ -64,12 +64,15 @@ public sealed class RunFolder
         return run;
     }
 
-    /// <summary>A folder for a new run; refuses one that already holds a run.</summary>
+    /// <summary>
+    /// A folder for a new run; refuses one that already holds a trained epoch (a checkpoint). A folder whose run
+    /// stopped before its first epoch completed holds nothing to keep, and is reused.
+    /// </summary>
     public static RunFolder Create(string path)
     {
         var run = new RunFolder(path);
-        if (File.Exists(run.ConfigPath) || File.Exists(run.CheckpointPath))
-            throw new VaeResearchException($"'{path}' already holds a run: continue it with --resume, or choose another --out");
+        if (File.Exists(run.CheckpointPath))
+            throw new VaeResearchException($"'{path}' already holds a trained run: continue it with --resume, or choose another --out");
         Directory.CreateDirectory(run.Path);
         return run;
     }

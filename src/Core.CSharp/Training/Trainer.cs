@@ -82,6 +82,10 @@ public static class Trainer
         var assignments = new List<AssignmentRow>();
         if (resume && run.HasCheckpoint)
         {
+            var saved = run.ReadConfig();
+            if (!SameSettings(saved with { Epochs = config.Epochs }, config))
+                throw new VaeResearchException(
+                    $"{run.Path}: a resumed run keeps its configuration (only the epochs may change); the given settings differ from config.json");
             start = run.LoadCheckpoint(model, adam);
             // NOTE: rows past the checkpoint come from an epoch that was killed before its checkpoint landed.
             if (File.Exists(run.MetricsPath)) metrics.AddRange(RunCsv.ReadMetrics(run.MetricsPath).Where(r => r.Epoch <= start));
@@ -95,6 +99,8 @@ public static class Trainer
         {
             run.WriteConfig(config);
         }
+        // A resumed run records its new epoch count once an epoch has completed under it.
+        bool configStale = resume;
 
         var binarizer = new Binarizer(train, config.EffectiveBinarization, config.Seed);
         var testImages = new Binarizer(data.Test, config.EffectiveBinarization, config.Seed).Epoch(0);
@@ -148,6 +154,11 @@ public static class Trainer
                 eval.Units.ActiveUnits(), clock.Elapsed.TotalSeconds);
             metrics.Add(row);
             for (int u = 0; u < model.Latent; u++) activity.Add(new ActivityRow(epoch + 1, u, eval.Units.Activity[u], eval.Units.Kl[u]));
+            if (configStale)
+            {
+                run.WriteConfig(config);
+                configStale = false;
+            }
             RunCsv.WriteMetrics(run.MetricsPath, metrics);
             RunCsv.WriteActivity(run.ActivityPath, activity);
             if (assignment is not null)
@@ -163,6 +174,10 @@ public static class Trainer
         model.Eval();
         return new TrainingResult(model, metrics);
     }
+
+    /// <summary>Whether two configurations agree in every setting (compared as their config.json form).</summary>
+    static bool SameSettings(TrainConfig a, TrainConfig b) =>
+        System.Text.Json.JsonSerializer.Serialize(a, RunFolder.Json) == System.Text.Json.JsonSerializer.Serialize(b, RunFolder.Json);
 
     /// <summary>Each training example's best group y* under this epoch's binarized images (Algorithm 1, step 3).</summary>
     static int[] AssignAll(GenerativeModel model, Binarizer binarizer, int epoch, int batch = 500)

@@ -21,6 +21,26 @@ internal static class Kernels
         Parallelism.For((n + ChunkAlign - 1) / ChunkAlign, ParallelMin / ChunkAlign,
             (s, e) => body(s * ChunkAlign, Math.Min(e * ChunkAlign, n)));
 
+    /// <summary>y = exp(x), with exp(0) = 1 exactly.</summary>
+    // NOTE: the vectorized exp returns 1 + 2^-23 at 0; pinning 0 to 1 keeps a collapsed or masked unit
+    // (log-variance 0) exactly at the prior, so its z equals its noise and it adds exactly 0 to the bound.
+    public static void Exp(ReadOnlySpan<float> x, Span<float> y)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref float xr = ref MemoryMarshal.GetReference(x);
+            ref float yr = ref MemoryMarshal.GetReference(y);
+            for (; i <= x.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var v = Vector256.LoadUnsafe(ref xr, (nuint)i);
+                Vector256.ConditionalSelect(Vector256.Equals(v, Vector256<float>.Zero), Vector256<float>.One, Vector256.Exp(v))
+                    .StoreUnsafe(ref yr, (nuint)i);
+            }
+        }
+        for (; i < x.Length; i++) y[i] = MathF.Exp(x[i]);
+    }
+
     /// <summary>log(1 + u) for u &gt;= 0, accurate for tiny u.</summary>
     // NOTE: Goldberg's trick: with w = fl(1 + u), log(w) * u / (w - 1) cancels the rounding of 1 + u;
     // when w rounds to 1 the answer is u itself.

@@ -29,9 +29,9 @@ public sealed partial class Tensor
         return y;
     }
 
-    /// <summary>exp(x).</summary>
+    /// <summary>exp(x), exactly 1 at x = 0.</summary>
     public Tensor Exp() => Unary(
-        static (x, y) => TensorPrimitives.Exp(x, y),
+        Kernels.Exp,
         static (x, y, gy, gx) => TensorPrimitives.MultiplyAdd(gy, y, gx, gx));
 
     /// <summary>Natural logarithm log(x).</summary>
