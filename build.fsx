@@ -77,7 +77,11 @@ let demo (args: string list) =
     vae [ "eval"; run'; "--k"; "5000"; "--subset"; "1000" ]
     vae [ "sample"; run'; "--n"; "100"; "--png"; Path.Combine(dir, "samples.png") ]
     vae [ "reconstruct"; run'; "--n"; "50"; "--png"; Path.Combine(dir, "reconstructions.png") ]
-    printfn "demo: results in %s (metrics.csv, activity.csv, eval.json, samples.png, reconstructions.png)" dir
+    vae [ "activity"; run' ]
+    vae [ "parzen"; run' ]
+    vae [ "report"; run'; "--out"; Path.Combine(dir, "report") ]
+    vae [ "tables"; dir; "--out"; Path.Combine(dir, "results.md") ]
+    printfn "demo: report in %s; run folder %s" (Path.Combine(dir, "report", "index.html")) run'
 
 let targets : (string * string * (string list -> unit)) list =
     [ "build", "Release build of the whole solution", (fun _ -> build ())
