@@ -98,8 +98,8 @@ let private regressionCases =
                 Alpha = 1.0f; Beta = -1.0f; DataSeed = 13 }
               { TransA = ta; TransB = tb; M = 5; N = 2100; K = 3; PadA = 0; PadB = 2; PadC = 0
                 Alpha = 1.0f; Beta = 0.0f; DataSeed = 17 }
-              // Packed operands above ManagedGemm.SharedMaxFloats (2^19 floats): each worker packs
-              // its own blocks (row split, then column split) instead of packing once.
+              // Tall and wide problems: several m (resp. n) blocks per worker in a row (resp. column)
+              // split, and a k block count above 1.
               { TransA = ta; TransB = tb; M = 2000; N = 20; K = 270; PadA = 1; PadB = 0; PadC = 2
                 Alpha = 0.5f; Beta = 0.0f; DataSeed = 19 }
               { TransA = ta; TransB = tb; M = 20; N = 2100; K = 260; PadA = 0; PadB = 3; PadC = 0
@@ -250,8 +250,7 @@ let private bits (xs: float32[]) = xs |> Array.map BitConverter.SingleToInt32Bit
 
 [<Test>]
 let ``managed result is bitwise identical for 1, 2 and 3 workers and across runs`` () =
-    // Sizes above the single-thread threshold: the first four pack once and share (row or column
-    // split), the last two exceed the shared-buffer limit and pack per worker (rows, then columns).
+    // Sizes above the single-thread threshold; m >= n splits rows, m < n splits columns.
     for kernel in supportedKernels do
         for (m, n, k) in [ (130, 257, 67); (257, 130, 67); (300, 40, 200); (21, 700, 90); (2000, 20, 270); (20, 2100, 260) ] do
             for ta in [ false; true ] do

@@ -92,149 +92,44 @@ internal static unsafe class ManagedGemm
             A, Lda, TransB ? B + c0 * Ldb : B + c0, Ldb, Beta, C + c0, Ldc);
     }
 
-    /// <summary>How a call is split over workers.</summary>
-    internal readonly struct Plan
+    /// <summary>How a call is split over workers: one part per worker, tile-aligned.</summary>
+    internal readonly struct Plan(int workers, bool splitRows, int mPanels, int nPanels)
     {
-        /// <summary>Number of parts (1 = serial).</summary>
-        public readonly int Workers;
+        /// <summary>Number of parts (one per worker; the caller is one of the workers).</summary>
+        public readonly int Parts = workers;
         /// <summary>Parts are ranges of row tiles (MR) of C, else of column tiles (NR).</summary>
-        public readonly bool SplitRows;
-        /// <summary>Pack all of op(A) and op(B) once into a shared buffer (phase 1), then compute (phase 2).</summary>
-        public readonly bool Shared;
-        public readonly int KBlocks, KcStep, MPanels, NPanels;
-
-        public Plan(int workers, bool splitRows, bool shared, int kBlocks, int kcStep, int mPanels, int nPanels)
-        {
-            Workers = workers;
-            SplitRows = splitRows;
-            Shared = shared;
-            KBlocks = kBlocks;
-            KcStep = kcStep;
-            MPanels = mPanels;
-            NPanels = nPanels;
-        }
+        public readonly bool SplitRows = splitRows;
+        /// <summary>Row tiles and column tiles of C.</summary>
+        public readonly int MPanels = mPanels, NPanels = nPanels;
     }
-
-    /// <summary>Largest shared packing buffer (floats) for the pack-once plan.</summary>
-    const long SharedMaxFloats = 1L << 19;
 
     static void Run<TK>(in Problem p, int threads) where TK : struct, IGemmKernel
     {
         long work = (long)p.M * p.N * p.K;
         int mPanels = (p.M + TK.MR - 1) / TK.MR;
         int nPanels = (p.N + TK.NR - 1) / TK.NR;
-        int workers = work < ParallelThreshold ? 1 : Math.Max(1, threads);
+        // NOTE: each part packs all of the operand it does not split, so split the larger dimension
+        // (the duplicated packing is then the smaller operand). Packing once into a shared buffer
+        // and computing in a second fork/join was tried: no gain measurable on this machine, and
+        // twice the exposure to a helper thread that the OS delays on a busy machine.
+        bool splitRows = p.M >= p.N;
+        int workers = work < ParallelThreshold ? 1 : Math.Min(Math.Max(1, threads), splitRows ? mPanels : nPanels);
         if (workers > 1)
-        {
-            // NOTE: k-block boundaries depend on k alone (never on m, n or the thread split), which is
-            // what makes the summation order, hence the result, independent of the thread count.
-            int kBlocks = (p.K + TK.KcMax - 1) / TK.KcMax;
-            int kcStep = (p.K + kBlocks - 1) / kBlocks;
-            long sharedFloats = ((long)mPanels * TK.MR + (long)nPanels * TK.NR) * kcStep * kBlocks;
-            bool shared = sharedFloats <= SharedMaxFloats;
-            // NOTE: with separate packing each worker packs all of the operand it does not split, so
-            // split the larger dimension; packing once removes that cost, so split the dimension
-            // whose tiles divide more evenly between the workers.
-            bool splitRows = shared ? Balance(mPanels, workers) >= Balance(nPanels, workers) : p.M >= p.N;
-            workers = Math.Min(workers, splitRows ? mPanels : nPanels);
-            if (workers > 1)
-            {
-                GemmJob<TK>.Run(p, new Plan(workers, splitRows, shared, kBlocks, kcStep, mPanels, nPanels));
-                return;
-            }
-        }
-        Serial<TK>(p);
+            GemmJob<TK>.Run(p, new Plan(workers, splitRows, mPanels, nPanels));
+        else
+            Serial<TK>(p);
     }
 
-    /// <summary>Fraction of the slowest worker's time spent on useful tiles: tiles / (workers * ceil(tiles / workers)).</summary>
-    static double Balance(int tiles, int workers) => (double)tiles / (workers * ((tiles + workers - 1) / workers));
-
-    /// <summary>Tiles [lo, hi) of part <paramref name="part"/> when <paramref name="tiles"/> are split in <paramref name="parts"/>.</summary>
-    static (int Lo, int Hi) PartRange(int tiles, int part, int parts) =>
-        ((int)((long)tiles * part / parts), (int)((long)tiles * (part + 1) / parts));
-
-    /// <summary>Separate-packing plan: part <paramref name="part"/> runs the serial algorithm on its slice of C.</summary>
+    /// <summary>Part <paramref name="part"/> of <paramref name="plan"/>: the serial algorithm on its slice of C.</summary>
     internal static void RunPart<TK>(in Problem p, in Plan plan, int part) where TK : struct, IGemmKernel
     {
         int unit = plan.SplitRows ? TK.MR : TK.NR;
         int extent = plan.SplitRows ? p.M : p.N;
-        var (t0, t1) = PartRange(plan.SplitRows ? plan.MPanels : plan.NPanels, part, plan.Workers);
-        int lo = Math.Min(extent, t0 * unit), hi = Math.Min(extent, t1 * unit);
+        long tiles = plan.SplitRows ? plan.MPanels : plan.NPanels;
+        // NOTE: boundaries on whole tiles, so the edge tiles stay at the matrix edge.
+        int lo = (int)Math.Min(extent, tiles * part / plan.Parts * unit);
+        int hi = (int)Math.Min(extent, tiles * (part + 1) / plan.Parts * unit);
         if (hi > lo) Serial<TK>(plan.SplitRows ? p.Rows(lo, hi) : p.Cols(lo, hi));
-    }
-
-    /// <summary>Floats of the shared buffer per k block: all A panels, then all B panels.</summary>
-    static long SharedBlockFloats<TK>(in Plan plan) where TK : struct, IGemmKernel =>
-        ((long)plan.MPanels * TK.MR + (long)plan.NPanels * TK.NR) * plan.KcStep;
-
-    /// <summary>Size of the shared buffer of <paramref name="plan"/> in floats.</summary>
-    internal static long SharedFloats<TK>(in Plan plan) where TK : struct, IGemmKernel =>
-        SharedBlockFloats<TK>(plan) * plan.KBlocks;
-
-    /// <summary>
-    /// Pack-once plan, phase 1: part <paramref name="part"/> packs its share of the A panels and of the
-    /// B panels of every k block (the share it will compute with, along the split dimension).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackShared<TK>(in Problem p, in Plan plan, int part, float* buffer) where TK : struct, IGemmKernel
-    {
-        var (a0, a1) = PartRange(plan.MPanels, part, plan.Workers);
-        var (b0, b1) = PartRange(plan.NPanels, part, plan.Workers);
-        int i0 = a0 * TK.MR, i1 = Math.Min(p.M, a1 * TK.MR);
-        int j0 = b0 * TK.NR, j1 = Math.Min(p.N, b1 * TK.NR);
-        long blockFloats = SharedBlockFloats<TK>(plan);
-        for (int q = 0; q < plan.KBlocks; q++)
-        {
-            int pc = q * plan.KcStep;
-            int kc = Math.Min(plan.KcStep, p.K - pc);
-            float* blockA = buffer + q * blockFloats;
-            float* blockB = blockA + (long)plan.MPanels * TK.MR * plan.KcStep;
-            if (i1 > i0)
-                GemmPacking.PackA<TK>(p.TransA, p.TransA ? p.A + pc * p.Lda + i0 : p.A + i0 * p.Lda + pc,
-                    p.Lda, i1 - i0, kc, blockA + (nint)i0 * kc);
-            if (j1 > j0)
-                GemmPacking.PackB<TK>(p.TransB, p.TransB ? p.B + j0 * p.Ldb + pc : p.B + pc * p.Ldb + j0,
-                    p.Ldb, kc, j1 - j0, blockB + (nint)j0 * kc);
-        }
-    }
-
-    /// <summary>Pack-once plan, phase 2: part <paramref name="part"/> computes its slice of C from the shared panels.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void ComputeShared<TK>(in Problem p, in Plan plan, int part, float* buffer) where TK : struct, IGemmKernel
-    {
-        int r0 = 0, r1 = p.M, c0 = 0, c1 = p.N;
-        if (plan.SplitRows)
-        {
-            var (t0, t1) = PartRange(plan.MPanels, part, plan.Workers);
-            r0 = Math.Min(p.M, t0 * TK.MR);
-            r1 = Math.Min(p.M, t1 * TK.MR);
-        }
-        else
-        {
-            var (t0, t1) = PartRange(plan.NPanels, part, plan.Workers);
-            c0 = Math.Min(p.N, t0 * TK.NR);
-            c1 = Math.Min(p.N, t1 * TK.NR);
-        }
-        if (r1 <= r0 || c1 <= c0) return;
-        long blockFloats = SharedBlockFloats<TK>(plan);
-        int mcStep = RoundUp(TK.McMax, TK.MR);
-        float* tile = stackalloc float[TK.MR * TK.NR];
-        Prefetcher none1 = default, none2 = default;
-        for (int ic = r0; ic < r1; ic += mcStep)
-        {
-            int mc = Math.Min(mcStep, r1 - ic);
-            for (int q = 0; q < plan.KBlocks; q++)
-            {
-                int pc = q * plan.KcStep;
-                int kc = Math.Min(plan.KcStep, p.K - pc);
-                float* blockA = buffer + q * blockFloats;
-                float* blockB = blockA + (long)plan.MPanels * TK.MR * plan.KcStep;
-                // NOTE: ic and c0 are multiples of MR and NR, so they start panels; beta applies in
-                // the first k block only, as in Serial.
-                Macro<TK>(mc, c1 - c0, kc, blockA + (nint)ic * kc, blockB + (nint)c0 * kc, p.C + ic * p.Ldc + c0,
-                    p.Ldc, p.Alpha, q == 0 ? p.Beta : 1f, tile, ref none1, ref none2);
-            }
-        }
     }
 
     /// <summary>Single-threaded blocked GEMM on one worker's part of C.</summary>
@@ -243,8 +138,8 @@ internal static unsafe class ManagedGemm
     {
         int mr = TK.MR, nr = TK.NR;
         int m = p.M, n = p.N, k = p.K;
-        // NOTE: the same k blocks as Run's plan (they depend on k alone), so every thread count sums
-        // in the same order.
+        // NOTE: k-block boundaries depend on k alone (never on m, n or the thread split), which is
+        // what makes the summation order, hence the result, independent of the thread count.
         int kBlocks = (k + TK.KcMax - 1) / TK.KcMax;
         int kcStep = (k + kBlocks - 1) / kBlocks;
         int mBlocks = (m + TK.McMax - 1) / TK.McMax;

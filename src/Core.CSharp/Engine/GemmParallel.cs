@@ -1,5 +1,4 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
+using System.Diagnostics;
 
 namespace VaeResearch.Engine;
 
@@ -10,27 +9,22 @@ namespace VaeResearch.Engine;
 /// <remarks>
 /// Parts are claimed with an interlocked counter, so the caller never waits for a part that no thread
 /// has started: if the pool is busy the caller simply runs every part itself (as Parallel.For does).
-/// One job object (with its shared packing buffer) per calling thread is reused; a job that still has
-/// a queued work item in flight (which would otherwise see the next call's state) is replaced instead.
+/// One job object per calling thread is reused; a job that still has a queued work item in flight
+/// (which would otherwise see the next call's state) is replaced instead.
 /// </remarks>
-internal sealed unsafe class GemmJob<TK> : IThreadPoolWorkItem where TK : struct, IGemmKernel
+internal sealed class GemmJob<TK> : IThreadPoolWorkItem where TK : struct, IGemmKernel
 {
     [ThreadStatic] static GemmJob<TK>? cached;
-
-    enum Phase { Split, Pack, Compute }
 
     readonly ManualResetEventSlim done = new(false);
     ManagedGemm.Problem problem;
     ManagedGemm.Plan plan;
-    Phase phase;
-    float* shared;
-    float[]? sharedArray;
     int next;        // next part to claim
     int remaining;   // parts not finished
     int inFlight;    // queued work items that have not finished Execute
     Exception? error;
 
-    /// <summary>Runs <paramref name="p"/> as planned (Workers &gt; 1) and returns when every part is done.</summary>
+    /// <summary>Runs the parts of <paramref name="plan"/> and returns when all are done.</summary>
     public static void Run(in ManagedGemm.Problem p, in ManagedGemm.Plan plan)
     {
         var job = cached;
@@ -39,48 +33,45 @@ internal sealed unsafe class GemmJob<TK> : IThreadPoolWorkItem where TK : struct
         cached = null;
         job.problem = p;
         job.plan = plan;
-        if (plan.Shared)
-        {
-            job.shared = job.SharedBuffer(ManagedGemm.SharedFloats<TK>(plan));
-            job.ForkJoin(Phase.Pack);
-            job.ForkJoin(Phase.Compute);
-        }
-        else
-        {
-            job.ForkJoin(Phase.Split);
-        }
+        job.ForkJoin();
         cached = job;
     }
 
-    float* SharedBuffer(long floats)
+    void ForkJoin()
     {
-        const int Slack = 16;
-        if (sharedArray is null || sharedArray.Length < floats + Slack)
-        {
-            // NOTE: pinned so the pointer stays valid across calls; 64-byte aligned below.
-            sharedArray = GC.AllocateUninitializedArray<float>((int)(floats + Slack), pinned: true);
-        }
-        nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(sharedArray));
-        return (float*)((start + 63) & ~(nint)63);
-    }
-
-    void ForkJoin(Phase what)
-    {
-        phase = what;
         error = null;
-        remaining = plan.Workers;
+        remaining = plan.Parts;
         done.Reset();
         // NOTE: publishing `next` last (a release write) makes the configuration above visible to a
         // helper before it can claim a part.
         Volatile.Write(ref next, 0);
-        for (int i = 1; i < plan.Workers; i++)
+        for (int i = 1; i < plan.Parts; i++)
         {
             Interlocked.Increment(ref inFlight);
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         }
         Work();
-        done.Wait();
+        WaitForParts();
         if (error is { } e) throw new AggregateException("a managed GEMM worker failed", e);
+    }
+
+    /// <summary>Waits until the parts other threads claimed are finished.</summary>
+    void WaitForParts()
+    {
+        // NOTE: parts last microseconds to a few milliseconds. Spinning with yields (never Sleep(1))
+        // for up to 0.5 ms avoids the re-scheduling delay of a blocked caller on a busy machine, and
+        // the yields hand the core to a helper that the OS preempted; after that, block.
+        var spinner = new SpinWait();
+        long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 2000;
+        while (Volatile.Read(ref remaining) != 0)
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                done.Wait();
+                return;
+            }
+            spinner.SpinOnce(sleep1Threshold: -1);
+        }
     }
 
     /// <summary>Thread-pool entry: help with the parts that are still unclaimed.</summary>
@@ -93,16 +84,11 @@ internal sealed unsafe class GemmJob<TK> : IThreadPoolWorkItem where TK : struct
     void Work()
     {
         int part;
-        while ((part = Interlocked.Increment(ref next) - 1) < plan.Workers)
+        while ((part = Interlocked.Increment(ref next) - 1) < plan.Parts)
         {
             try
             {
-                switch (phase)
-                {
-                    case Phase.Pack: ManagedGemm.PackShared<TK>(problem, plan, part, shared); break;
-                    case Phase.Compute: ManagedGemm.ComputeShared<TK>(problem, plan, part, shared); break;
-                    default: ManagedGemm.RunPart<TK>(problem, plan, part); break;
-                }
+                ManagedGemm.RunPart<TK>(problem, plan, part);
             }
             catch (Exception e)
             {

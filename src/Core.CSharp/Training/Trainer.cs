@@ -24,10 +24,13 @@ public interface ITrainingProgress
 /// <summary>Random streams of a training run: each a pure function of (seed, purpose, epoch), so resumed runs replay them.</summary>
 public static class TrainStreams
 {
-    const ulong InitTag = 0x7E01, NoiseTag = 0x7E02, EvalTag = 0x7E03, ToolTag = 0x7E04;
+    const ulong InitTag = 0x7E01, NoiseTag = 0x7E02, EvalTag = 0x7E03, ToolTag = 0x7E04, AssignTag = 0x7E05;
 
     /// <summary>Weight initialization.</summary>
     public const ulong Init = InitTag << 48;
+
+    /// <summary>The first epoch's balanced random epitome assignment.</summary>
+    public const ulong InitialAssignment = AssignTag << 48;
 
     /// <summary>Sampling noise and dropout masks of epoch <paramref name="epoch"/> (0-based).</summary>
     public static ulong Noise(int epoch) => (NoiseTag << 48) | (uint)epoch;
@@ -114,7 +117,9 @@ public static class Trainer
             adam.LearningRate = (float)lr;
             progress.EpochStarted(epoch + 1, config.Epochs, batches);
 
-            int[]? assignment = model.Groups > 1 ? AssignAll(model, binarizer, epoch) : null;
+            int[]? assignment = model.Groups <= 1 ? null
+                : epoch == 0 ? InitialAssignment(train.Count, model.Groups, config.Seed)
+                : AssignAll(model, binarizer, epoch);
             var order = assignment is null
                 ? Batches.Shuffled(config.Seed, epoch, train.Count)
                 : Batches.Stratified(assignment, config.Batch, config.Seed, epoch);
@@ -178,6 +183,25 @@ public static class Trainer
     /// <summary>Whether two configurations agree in every setting (compared as their config.json form).</summary>
     static bool SameSettings(TrainConfig a, TrainConfig b) =>
         System.Text.Json.JsonSerializer.Serialize(a, RunFolder.Json) == System.Text.Json.JsonSerializer.Serialize(b, RunFolder.Json);
+
+    /// <summary>
+    /// The first epoch's assignment: a seeded balanced random one (group i mod G of a random permutation).
+    /// </summary>
+    /// <remarks>
+    /// Algorithm 1 assigns y* by the cost under the current parameters; before any training those costs
+    /// differ only by the random initialization, and following them lets one epitome take most examples
+    /// while the ones it starves never train (seen on MNIST: 1034/0/3966/0 with four epitomes). Every epitome
+    /// therefore trains on an equal share first; from the second epoch on, y* follows Algorithm 1.
+    /// </remarks>
+    static int[] InitialAssignment(int count, int groups, ulong seed)
+    {
+        var order = new int[count];
+        for (int i = 0; i < count; i++) order[i] = i;
+        new Rng(seed, TrainStreams.InitialAssignment).Shuffle<int>(order);
+        var assignment = new int[count];
+        for (int i = 0; i < count; i++) assignment[order[i]] = i % groups;
+        return assignment;
+    }
 
     /// <summary>Each training example's best group y* under this epoch's binarized images (Algorithm 1, step 3).</summary>
     static int[] AssignAll(GenerativeModel model, Binarizer binarizer, int epoch, int batch = 500)
