@@ -70,9 +70,12 @@ public sealed partial class Tensor
             ? new Node([x], o => TensorPrimitives.Add(x.GradForAccumulation(), o.Grad[0], x.GradForAccumulation()))
             : null;
         var y = Result([], node);
-        // NOTE: accumulate in double: a float sum over ~10^6 terms would lose digits a bound needs.
+        // NOTE: float sums of 1024-value blocks (vectorized) are accumulated in double, so the rounding
+        // error stays that of a 1024-term sum however large the tensor is.
+        const int Block = 1024;
+        var xd = x.Data;
         double s = 0;
-        foreach (float v in x.Data) s += v;
+        for (int i = 0; i < xd.Length; i += Block) s += TensorPrimitives.Sum(xd.Slice(i, Math.Min(Block, xd.Length - i)));
         y.Data[0] = (float)s;
         return y;
     }
