@@ -46,6 +46,17 @@ static class CliOptions
         },
     };
 
+    /// <summary>The MNIST folder option every data-reading command takes.</summary>
+    public static Option<string?> DataDirectory() => new("--data-dir")
+    {
+        Description = $"MNIST folder (default: ${Data.DataDirectory.EnvironmentVariable}, else the per-user cache, here {Data.DataDirectory.Default}).",
+        HelpName = "DIR",
+    };
+
+    /// <summary>The worker-thread option (applied with <c>Parallelism.Threads</c>).</summary>
+    public static Option<int?> Threads(string description = "Worker threads (default: all cores).") =>
+        new("--threads") { Description = description };
+
     /// <summary>Whether the user gave <paramref name="option"/> on the command line (not just its default).</summary>
     public static bool IsExplicit(this ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
 

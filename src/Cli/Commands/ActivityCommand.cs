@@ -17,7 +17,7 @@ static class ActivityCommand
         var csv = new Option<FileInfo?>("--csv") { Description = "Also write unit, activity, kl, active (unit order) to this CSV file." };
         var split = Choice("--split", "Which images (the same ones `vae encode --split` exports).", "test", "train", "test");
         var subset = Optional<int>("--subset", "Use the first N images of the split only.");
-        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var dataDir = CliOptions.DataDirectory();
         var command = new Command("activity",
             "Compute each latent unit's activity A_u = Cov_x(E_q[u]) (population variance over the images of the posterior mean; " +
             "default: the whole test set, the images `vae encode --split test` exports) and its mean KL to the prior from the " +

@@ -19,7 +19,7 @@ static class BenchCommand
             CustomParser = r => r.Tokens.SelectMany(t => t.Value.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(int.Parse).ToArray(),
         };
         var seconds = new Option<double>("--seconds") { Description = "Measuring time per case, in seconds.", DefaultValueFactory = _ => 2.0 };
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)." };
+        var threads = CliOptions.Threads();
         var command = new Command("bench",
             "Benchmark, in one run: the training step (forward, backward, Adam) of the 784-200-200-50 VAE at batch 100 " +
             "for each k, the eVAE step (D = 50, K = 25, s = 25) and its assignment pass over 60,000 examples, and sgemm " +

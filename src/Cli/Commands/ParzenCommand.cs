@@ -20,8 +20,8 @@ static class ParzenCommand
         var sigma = Optional<double>("--sigma", "Kernel width; skips the search over logspace(-1, 0, 10).");
         var validation = Value("--validation", "Validation images of the sigma search (the first of the last 10,000 training images).", Parzen.DefaultValidation);
         var seed = Value("--seed", "Seed of the prior draws (the same draws as `vae sample --seed`).", 0UL);
-        var threads = Optional<int>("--threads", "Worker threads (default: all cores).");
-        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var threads = CliOptions.Threads();
+        var dataDir = CliOptions.DataDirectory();
         var command = new Command("parzen",
             "Parzen-window log-likelihood of generated samples (the protocol of Goodfellow et al. 2014): Gaussian kernels on n " +
             "samples (decoder means; for a Bernoulli decoder the pixel probabilities), scored on the grey-level test images; sigma " +

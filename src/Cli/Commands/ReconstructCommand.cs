@@ -15,7 +15,7 @@ static class ReconstructCommand
         var png = new Option<FileInfo>("--png") { Description = "Output PNG grid.", Required = true };
         var n = Value("--n", "Number of test images (the first n).", 50);
         var columns = Value("--columns", "Images per grid row.", 10);
-        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var dataDir = CliOptions.DataDirectory();
         var command = new Command("reconstruct",
             "Write a PNG grid with the first n test images (as the model sees them) in the top half and their reconstructions " +
             "E[x | z = E_q[z|x]] in the bottom half.")

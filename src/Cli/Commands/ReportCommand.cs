@@ -16,7 +16,7 @@ static class ReportCommand
         var samples = Value("--samples", "Samples from the prior per run.", Report.defaults.Samples);
         var reconstructions = Value("--reconstructions", "Test images reconstructed per run.", Report.defaults.Reconstructions);
         var seed = Value("--seed", "Seed of the prior samples (as `vae sample --seed`).", 0UL);
-        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var dataDir = CliOptions.DataDirectory();
         var command = new Command("report",
             "Write one self-contained offline HTML page (index.html) with the metrics table, the bound and active-unit charts, " +
             "each run's activity shade plot and sorted activity with KL, and image grids from the checkpoint: reconstructions, " +

@@ -40,9 +40,9 @@ static class TrainCommand
         var trainSubset = Optional<int>("--train-subset", "Train on the first N training images.");
         var testSubset = Optional<int>("--test-subset", "Per-epoch statistics on the first N test images.");
         var seed = Value("--seed", "Seed of every random choice.", 0UL);
-        var threads = Optional<int>("--threads", "Worker threads (default: all cores). Bit-identical resume needs the same value.");
+        var threads = CliOptions.Threads("Worker threads (default: all cores). Bit-identical resume needs the same value.");
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last completed epoch up to --epochs." };
-        var dataDir = new Option<string?>("--data-dir") { Description = "MNIST folder (default: $VAE_DATA, else the user cache)." };
+        var dataDir = CliOptions.DataDirectory();
 
         var command = new Command("train",
             "Train a model into a run folder: config.json, metrics.csv and activity.csv (one row per epoch), and an atomic " +
