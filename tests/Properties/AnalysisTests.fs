@@ -24,27 +24,13 @@ open VaeResearch
 open VaeResearch.Analysis
 open VaeResearch.Engine
 open VaeResearch.Training
+open VaeResearch.TestSupport
 
 /// FsCheck (seed, gamma) every property replays.
 [<Literal>]
 let private Seed = "(20250620,104729)"
 
 /// The exception thrown by f (the type or a subclass).
-let private catches<'e when 'e :> exn> (f: unit -> unit) : 'e =
-    match Assert.Catch<'e>(TestDelegate f) with
-    | null -> failwith "Assert.Catch returned null"
-    | e -> e
-
-/// NUnit's equality constraint on any value (arrays, lists and tuples compare element-wise).
-let private equals (expected: obj | null) = Is.EqualTo expected
-
-/// A fresh temporary folder, deleted by `use`.
-type private TempFolder() =
-    let info = Directory.CreateTempSubdirectory "vae-analysis-test-"
-    member _.Path = info.FullName
-    member _.File(name: string) = Path.Combine(info.FullName, name)
-    interface IDisposable with
-        member _.Dispose() = try info.Delete true with :? IOException -> ()
 
 // ---------------------------------------------------------------------------------------------
 // 1. Parzen window
@@ -486,7 +472,7 @@ let private smallModel (configure: TrainConfig) = ModelFactory.Build(configure, 
 
 [<Test>]
 let ``image grids decode to the expected size`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-test-")
     let vae = smallModel (TrainConfig(Latent = 2, Hidden = [| 8 |]))
     let images = Array.init (7 * 784) (fun i -> float32 ((i * 37) % 101) / 100.0f)
     Images.reconstructions vae images 7 3 (folder.File "recon.png")
@@ -506,7 +492,7 @@ let ``image grids decode to the expected size`` () =
 
 [<Test>]
 let ``the reconstruction grid shows the inputs in the top half`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-test-")
     let vae = smallModel (TrainConfig(Latent = 2, Hidden = [| 8 |]))
     let images = Array.init (2 * 784) (fun i -> if i < 784 then 1.0f else 0.0f)
     Images.reconstructions vae images 2 2 (folder.File "r.png")
@@ -525,7 +511,7 @@ let ``the latent scatter is a square RGB image with each point in its label's co
             return n, size, seed
         }
     Prop.forAll (Arb.fromGen genCase) (fun (n, size, seed) ->
-        use folder = new TempFolder()
+        use folder = new TempFolder("vae-analysis-test-")
         let random = Random seed
         let means = Array.init (2 * n) (fun _ -> float32 (6.0 * random.NextDouble() - 3.0))
         let labels = Array.init n (fun _ -> random.Next 10)
@@ -560,14 +546,14 @@ let private runFolderWith (folder: TempFolder) (metricsText: string) =
 
 [<Test>]
 let ``loading a folder that is not a run names config.json`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-test-")
     let e = catches<VaeResearchException> (fun () -> RunStore.load folder.Path |> ignore)
     Assert.That(e.Message, Does.Contain "config.json")
     Assert.That((catches<VaeResearchException> (fun () -> RunStore.load (folder.File "missing") |> ignore)).Message, Does.Contain "does not exist")
 
 [<Test>]
 let ``a metrics.csv with a missing or an extra column is an error naming the file and the column`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-test-")
     let run = runFolderWith folder "epoch,lr,beta,train_bound,test_bound,active_units,seconds\n1,0.001,1,-100,-99,3,0.5\n"
     let missing = catches<FileFormatException> (fun () -> RunStore.load run.Path |> ignore)
     Assert.That(missing.Path, Does.EndWith "metrics.csv")
@@ -583,7 +569,7 @@ let ``a metrics.csv with a missing or an extra column is an error naming the fil
 
 [<Test>]
 let ``eval.json and parzen.json: missing keys name the file and key, and parzen.json round-trips`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-test-")
     let run = runFolderWith folder "epoch,lr,beta,train_bound,test_bound,kl,active_units,seconds\n1,0.001,1,-100,-99,2.5,3,0.5\n"
     File.WriteAllText(run.EvalPath, """{ "standard_error": 0.1, "k": 5000, "n": 10000, "binarize": "dynamic" }""")
     let e = catches<FileFormatException> (fun () -> RunStore.load run.Path |> ignore)

@@ -14,15 +14,9 @@ open FsCheck.FSharp
 open FsCheck.NUnit
 open VaeResearch
 open VaeResearch.Data
+open VaeResearch.TestSupport
 
 /// Asserts that `body` raises 'E and returns it.
-let throws<'E when 'E :> exn and 'E: not null> (body: unit -> unit) : 'E =
-    match Assert.Throws<'E>(TestDelegate body) with
-    | null -> failwith "unreachable: Assert.Throws returned null"
-    | e -> e
-
-/// NUnit's equality constraint on arrays and tuples (boxed to pick the non-generic overload).
-let equals (expected: obj | null) = Is.EqualTo expected
 let differs (expected: obj | null) = Is.Not.EqualTo expected
 
 // ---------------------------------------------------------------------------------------------

@@ -19,19 +19,13 @@ open FsCheck.FSharp
 open FsCheck.NUnit
 open MathNet.Numerics.Distributions
 open VaeResearch.Engine
+open VaeResearch.TestSupport
 
 /// FsCheck (seed, gamma) every property replays, so each run generates the same cases.
 [<Literal>]
 let private Seed = "(20250613,65537)"
 
 /// The exception thrown by f (NUnit's Assert.Catch: the type or a subclass).
-let private catches<'e when 'e :> exn> (f: unit -> unit) : 'e =
-    match Assert.Catch<'e>(TestDelegate f) with
-    | null -> failwith "Assert.Catch returned null"
-    | e -> e
-
-/// NUnit equality on any value (arrays and lists compare element-wise).
-let private equals (expected: obj) = Is.EqualTo expected
 
 /// Distance between adjacent float32 values at |v| (2^-149 among the subnormals).
 let ulp (v: float) =

@@ -30,6 +30,7 @@ open VaeResearch
 open VaeResearch.Engine
 open VaeResearch.Models
 open VaeResearch.Training
+open VaeResearch.TestSupport
 
 /// FsCheck (seed, gamma) every property replays, so each run generates the same cases.
 [<Literal>]
@@ -82,13 +83,6 @@ let ParameterTolerance = ModelFactory.MixtureParameterTolerance
 // Helpers
 
 /// The exception thrown by f, exactly of type 'e.
-let private throws<'e when 'e :> exn and 'e: not null> (f: unit -> unit) : 'e =
-    match Assert.Throws<'e>(TestDelegate f) with
-    | null -> failwith "Assert.Throws returned null"
-    | e -> e
-
-/// NUnit equality on any value (arrays and lists compare element-wise).
-let private equals (expected: obj) = Is.EqualTo expected
 
 /// The IEEE bit patterns of float32 values (bit-for-bit comparison, NaN-safe).
 let private bits (values: float32[]) = values |> Array.map BitConverter.SingleToInt32Bits

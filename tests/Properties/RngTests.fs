@@ -18,14 +18,9 @@ open FsCheck.FSharp
 open FsCheck.NUnit
 open MathNet.Numerics.Distributions
 open VaeResearch.Engine
+open VaeResearch.TestSupport
 
 // NUnit helpers: equality on any value (arrays and lists compare element-wise), and the thrown exception.
-let private equals (expected: obj) = Is.EqualTo expected
-
-let private throws<'e when 'e :> exn> (f: unit -> unit) : 'e =
-    match Assert.Throws<'e>(TestDelegate f) with
-    | null -> failwith "Assert.Throws returned null"
-    | e -> e
 
 // ---------------------------------------------------------------------------------------------
 // Tolerances

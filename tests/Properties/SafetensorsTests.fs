@@ -17,14 +17,9 @@ open FsCheck.FSharp
 open FsCheck.NUnit
 open VaeResearch
 open VaeResearch.Engine
+open VaeResearch.TestSupport
 
 // NUnit helpers: equality on any value (arrays and lists compare element-wise), and the thrown exception.
-let private equals (expected: obj) = Is.EqualTo expected
-
-let private throws<'e when 'e :> exn> (f: unit -> unit) : 'e =
-    match Assert.Throws<'e>(TestDelegate f) with
-    | null -> failwith "Assert.Throws returned null"
-    | e -> e
 
 // ---------------------------------------------------------------------------------------------
 // Generators

@@ -16,8 +16,8 @@ open NUnit.Framework
 open VaeResearch
 open VaeResearch.Analysis
 open VaeResearch.Training
+open VaeResearch.TestSupport
 
-let private equals (expected: obj | null) = Is.EqualTo expected
 
 let private progress (line: string) = TestContext.Progress.WriteLine line
 
@@ -69,12 +69,6 @@ let private releaseBuild =
              if code <> 0 then Assert.Fail $"dotnet build src/Cli -c Release failed:\n{out}\n{err}")
 
 /// A fresh temporary folder, deleted by `use`.
-type private TempFolder() =
-    let info = Directory.CreateTempSubdirectory "vae-analysis-e2e-"
-    member _.Path = info.FullName
-    member _.File(name: string) = Path.Combine(info.FullName, name)
-    interface IDisposable with
-        member _.Dispose() = try info.Delete true with :? IOException -> ()
 
 // ---------------------------------------------------------------------------------------------
 // 1. The .fsx scripts
@@ -133,7 +127,7 @@ let private ActiveBand = TrueDimension, TrueDimension + 2
 
 [<Test>]
 let ``a D = 20 VAE on synthetic data with d = 5 ends with about d active units`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-e2e-")
     let config = TrainConfig(Dataset = "synthetic", SyntheticDimension = TrueDimension, Latent = 20, Epochs = 20, Seed = 0UL)
     let data = Trainer.LoadData(config, null, null)
     let quiet =
@@ -177,7 +171,7 @@ let removeRuns () =
 
 [<Test>]
 let ``vae activity prints the units and writes the CSV`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-e2e-")
     let z2 = Path.Combine(mnistRuns.Force(), "z2")
     let out = vaeOk [ "activity"; z2; "--threshold"; "0.02"; "--csv"; folder.File "units.csv" ]
     Assert.That(out, Does.Contain("over 10000 test images (population variance)"))
@@ -191,7 +185,7 @@ let ``vae activity prints the units and writes the CSV`` () =
 
 [<Test>]
 let ``vae parzen scores a run and the same samples from a .npy file identically`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-e2e-")
     let z2 = Path.Combine(mnistRuns.Force(), "z2")
     vaeOk [ "sample"; z2; "--n"; "800"; "--npy"; folder.File "samples.npy" ] |> ignore
     vaeOk [ "parzen"; "--samples"; folder.File "samples.npy"; "--validation"; "200"; "--json"; folder.File "from-npy.json" ] |> ignore
@@ -207,7 +201,7 @@ let ``vae parzen scores a run and the same samples from a .npy file identically`
 
 [<Test>]
 let ``vae parzen runs the full protocol (10,000 samples, 1,000 validation, 10,000 test images)`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-e2e-")
     let evae = Path.Combine(mnistRuns.Force(), "evae")
     let clock = Stopwatch.StartNew()
     let out = vaeOk [ "parzen"; evae; "--json"; folder.File "parzen.json" ]
@@ -218,7 +212,7 @@ let ``vae parzen runs the full protocol (10,000 samples, 1,000 validation, 10,00
 
 [<Test>]
 let ``vae report writes an offline page that references only the files it wrote`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-e2e-")
     let root = mnistRuns.Force()
     let z2, evae = Path.Combine(root, "z2"), Path.Combine(root, "evae")
     vaeOk [ "eval"; z2; "--k"; "10"; "--subset"; "100" ] |> ignore
@@ -246,7 +240,7 @@ let ``vae report writes an offline page that references only the files it wrote`
 
 [<Test>]
 let ``vae tables lists every run under a folder with its NLL, active units and Parzen estimate`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-e2e-")
     let root = mnistRuns.Force()
     let z2 = Path.Combine(root, "z2")
     vaeOk [ "eval"; z2; "--k"; "5"; "--subset"; "50" ] |> ignore
@@ -271,7 +265,7 @@ let ``vae tables lists every run under a folder with its NLL, active units and P
 
 [<Test>]
 let ``the analysis commands fail with one clear line for bad input`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-analysis-e2e-")
     let fails (args: string list) (expected: string) =
         let code, _, err = vae args
         Assert.That(code, Is.Not.EqualTo 0, String.Join(' ', args))

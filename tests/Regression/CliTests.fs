@@ -17,6 +17,7 @@ open NUnit.Framework
 open VaeResearch.Data
 open VaeResearch.Engine
 open VaeResearch.Training
+open VaeResearch.TestSupport
 
 /// Worker threads of the child processes and of the in-process cross-checks.
 let Threads = 2
@@ -27,9 +28,6 @@ let TinyRun =
 
 /// vae.dll beside the test assembly.
 let vaeDll = Path.Combine(TestContext.CurrentContext.TestDirectory, "vae.dll")
-
-/// NUnit equality on any value (arrays, lists and tuples compare element-wise).
-let equals (expected: obj | null) = Is.EqualTo expected
 
 /// The result of one `vae` invocation.
 type Outcome =

