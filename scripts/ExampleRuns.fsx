@@ -16,13 +16,7 @@ let trainExample (folder: string) (klWeight: float) =
         TrainConfig(Dataset = "synthetic", SyntheticDimension = 5, Latent = 20, Hidden = [| 100; 100 |], Epochs = 6,
                     TrainSubset = Nullable 3000, KlWeight = klWeight, Seed = 7UL)
     let data = Trainer.LoadData(config, null, null)
-    let quiet =
-        { new ITrainingProgress with
-            member _.Info _ = ()
-            member _.EpochStarted(_, _, _) = ()
-            member _.BatchCompleted(_, _) = ()
-            member _.EpochCompleted _ = () }
-    Trainer.Run(config, RunFolder.Create folder, false, data, quiet) |> ignore
+    Trainer.Run(config, RunFolder.Create folder, false, data, SilentProgress.Instance) |> ignore
     folder
 
 /// A fresh folder for outputs under the temporary folder.

@@ -55,14 +55,6 @@ let GoldenMetrics =
 
 /// NUnit equality on any value (arrays, lists and sequences compare element-wise).
 
-/// A progress sink that reports nothing.
-type Quiet() =
-    interface ITrainingProgress with
-        member _.Info _ = ()
-        member _.EpochStarted(_, _, _) = ()
-        member _.BatchCompleted(_, _) = ()
-        member _.EpochCompleted _ = ()
-
 /// Runs body with the engine at Threads workers, restoring the previous setting.
 let withThreads (body: unit -> unit) =
     let saved = Parallelism.Threads
@@ -75,11 +67,11 @@ let data (config: TrainConfig) = Trainer.LoadData(config, null, null)
 
 /// Trains config into a new run folder at path.
 let train (config: TrainConfig) (path: string) =
-    Trainer.Run(config, RunFolder.Create path, false, data config, Quiet())
+    Trainer.Run(config, RunFolder.Create path, false, data config, SilentProgress.Instance)
 
 /// Continues the run at path up to config.Epochs.
 let resume (config: TrainConfig) (path: string) =
-    Trainer.Run(config, RunFolder.Open path, true, data config, Quiet())
+    Trainer.Run(config, RunFolder.Open path, true, data config, SilentProgress.Instance)
 
 /// A metrics row without its wall time (the one column that legitimately differs between runs).
 let withoutSeconds (r: MetricsRow) = r.Epoch, r.Lr, r.Beta, r.TrainBound, r.TestBound, r.Kl, r.ActiveUnits

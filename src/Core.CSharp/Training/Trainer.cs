@@ -21,6 +21,27 @@ public interface ITrainingProgress
     void EpochCompleted(MetricsRow row);
 }
 
+/// <summary>A progress sink that reports nothing (scripts, tests, batch jobs).</summary>
+public sealed class SilentProgress : ITrainingProgress
+{
+    /// <summary>The one instance.</summary>
+    public static readonly SilentProgress Instance = new();
+
+    SilentProgress() { }
+
+    /// <inheritdoc/>
+    public void Info(string message) { }
+
+    /// <inheritdoc/>
+    public void EpochStarted(int epoch, int epochs, int batches) { }
+
+    /// <inheritdoc/>
+    public void BatchCompleted(int batch, double bound) { }
+
+    /// <inheritdoc/>
+    public void EpochCompleted(MetricsRow row) { }
+}
+
 /// <summary>Random streams of a training run: each a pure function of (seed, purpose, epoch), so resumed runs replay them.</summary>
 public static class TrainStreams
 {
