@@ -5,7 +5,7 @@ namespace VaeResearch.Models;
 /// <summary>The likelihood family of p(x|z).</summary>
 public enum DecoderKind
 {
-    /// <summary>Bernoulli with logits (binary pixels; activity paper eq. 2.10).</summary>
+    /// <summary>Bernoulli with logits (binary pixels; activity paper, section 2.3.2).</summary>
     Bernoulli,
     /// <summary>Diagonal Gaussian with mean sigmoid(.) and log-variance tanh(.) (activity paper section 2.3.1).</summary>
     Gaussian,

@@ -4,7 +4,7 @@ namespace VaeResearch.Models;
 
 /// <summary>
 /// A variational autoencoder (Kingma and Welling 2014): encoder q(z|x), standard normal prior p(z),
-/// decoder p(x|z). Parameters are named <c>encoder.*</c> and <c>decoder.*</c> (DESIGN.md, "Tensor names").
+/// decoder p(x|z). Parameters are named <c>encoder.*</c> and <c>decoder.*</c> (docs/contracts.md, "Tensor names").
 /// </summary>
 public sealed class Vae : GenerativeModel
 {

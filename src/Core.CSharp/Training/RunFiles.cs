@@ -27,7 +27,7 @@ public sealed record ActivityRow(int Epoch, int Unit, double Activity, double Kl
 /// <param name="Count">Training examples whose best y* was this epitome.</param>
 public sealed record AssignmentRow(int Epoch, int Epitome, int Count);
 
-/// <summary>Reads and writes the run folder's CSV files (headers as DESIGN.md fixes them; invariant culture).</summary>
+/// <summary>Reads and writes the run folder's CSV files (headers as docs/contracts.md, "Run folder", fixes them; invariant culture).</summary>
 public static class RunCsv
 {
     /// <summary>Header of metrics.csv.</summary>

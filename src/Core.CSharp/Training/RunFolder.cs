@@ -9,9 +9,9 @@ using VaeResearch.Engine;
 namespace VaeResearch.Training;
 
 /// <summary>
-/// A run folder (DESIGN.md, "Run folder"): <c>config.json</c>, <c>metrics.csv</c>, <c>activity.csv</c>,
-/// <c>checkpoint.safetensors</c> (model and optimizer state) and <c>eval.json</c>. Every file is
-/// written atomically, so a killed process never leaves a half-written one.
+/// A run folder (docs/contracts.md, "Run folder"): <c>config.json</c>, <c>metrics.csv</c>, <c>activity.csv</c>,
+/// <c>assignments.csv</c> (eVAE and mVAE), <c>checkpoint.safetensors</c> (model and optimizer state), <c>eval.json</c>
+/// and <c>parzen.json</c>. Every file is written atomically, so a killed process never leaves a half-written one.
 /// </summary>
 public sealed class RunFolder
 {
