@@ -33,34 +33,74 @@ let build () =
     run "dotnet" [ "build"; solution; "-c"; "Release"; "-nologo"; "-clp:ErrorsOnly;Summary" ]
     |> orFail "build"
 
-/// Sums the counters of every TRX file the test run wrote.
-let countResults () =
-    let files =
-        if Directory.Exists resultsDir then Directory.GetFiles(resultsDir, "*.trx", SearchOption.AllDirectories)
-        else [||]
-    let counter (name: string) =
-        files
-        |> Array.sumBy (fun f ->
-            let doc = XDocument.Load f
-            doc.Descendants()
-            |> Seq.filter (fun e -> e.Name.LocalName = "Counters")
-            |> Seq.sumBy (fun e ->
-                match e.Attribute(XName.Get name) with
-                | null -> 0
-                | a -> int a.Value))
-    files.Length, counter "passed", counter "failed" + counter "error" + counter "timeout" + counter "aborted"
+/// The test programs (Expecto): name and assembly, relative to the repository root.
+let testPrograms =
+    [ "Properties", "tests/Properties/bin/Release/net10.0/VaeResearch.Properties.dll"
+      "Regression", "tests/Regression/bin/Release/net10.0/VaeResearch.Regression.dll" ]
 
-let test extra =
+/// Starts one test program writing its JUnit summary to artifacts/test-results/NAME.xml; its output is
+/// streamed line by line with the program's name in front (the two programs run side by side).
+let startTests (name: string, dll: string) (extra: string list) =
+    let junit = Path.Combine(resultsDir, name + ".xml")
+    let psi = ProcessStartInfo("dotnet", [ Path.Combine(root, dll); "--no-spinner"; "--colours"; "0"; "--junit-summary"; junit ] @ extra)
+    psi.WorkingDirectory <- root
+    psi.UseShellExecute <- false
+    psi.RedirectStandardOutput <- true
+    psi.RedirectStandardError <- true
+    let p = new Process(StartInfo = psi)
+    let echo (e: DataReceivedEventArgs) = match e.Data with null -> () | line -> lock stdout (fun () -> printfn "[%s] %s" name line)
+    p.OutputDataReceived.Add echo
+    p.ErrorDataReceived.Add echo
+    p.Start() |> ignore
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p, junit
+
+/// One test's outcome as Expecto's JUnit summary records it.
+type Outcome = { Name: string; Failure: string option; Skipped: string option }
+
+/// The outcomes in a JUnit summary: a <testcase> with <failure>/<error> failed, with <skipped> was skipped.
+let readJUnit (file: string) =
+    let doc = XDocument.Load file
+    [ for case in doc.Descendants() |> Seq.filter (fun e -> e.Name.LocalName = "testcase") ->
+        let child (local: string) =
+            case.Elements() |> Seq.tryFind (fun e -> e.Name.LocalName = local)
+            |> Option.map (fun e ->
+                let message = match e.Attribute(XName.Get "message") with null -> "" | a -> a.Value
+                if e.Value.Trim() = "" then message else e.Value.Trim())
+        let attribute (n: string) = match case.Attribute(XName.Get n) with null -> "" | a -> a.Value
+        let name = match attribute "classname" with "" -> attribute "name" | c -> c + "." + attribute "name"
+        { Name = name
+          Failure = child "failure" |> Option.orElse (child "error")
+          Skipped = child "skipped" } ]
+
+/// Runs both test programs (`--filter TEXT` keeps the tests whose full name contains TEXT), prints every
+/// failure and skip with its message (a failing property's message holds its FsCheck replay seed), and
+/// ends with "N passed, N failed, N skipped" counted from the JUnit summaries.
+let test (args: string list) =
+    let extra =
+        match args with
+        | [] -> []
+        | [ "--filter"; text ] -> [ "--match"; text ]
+        | _ ->
+            eprintfn "usage: dotnet fsi build.fsx test [--filter TEXT]"
+            exit 2
     build ()
     if Directory.Exists resultsDir then Directory.Delete(resultsDir, true)
-    let code =
-        run "dotnet" ([ "test"; solution; "-c"; "Release"; "--no-build"; "-nologo"
-                        "--logger"; "trx"; "--logger"; "console;verbosity=normal"
-                        "--results-directory"; resultsDir ] @ extra)
-    let files, passed, failed = countResults ()
-    if files = 0 then eprintfn "build.fsx: the test run wrote no results"
-    printfn "%d passed, %d failed" passed failed
-    if code <> 0 || failed > 0 || passed = 0 then exit (max code 1)
+    Directory.CreateDirectory resultsDir |> ignore
+    let started = testPrograms |> List.map (fun program -> program, startTests program extra)
+    let outcomes =
+        [ for (name, _), (p, junit) in started do
+            p.WaitForExit()
+            if File.Exists junit then yield! readJUnit junit
+            else yield { Name = name; Failure = Some $"{name} exited with code {p.ExitCode} and wrote no results"; Skipped = None } ]
+    let failed = outcomes |> List.filter (fun o -> o.Failure.IsSome)
+    let skipped = outcomes |> List.filter (fun o -> o.Failure.IsNone && o.Skipped.IsSome)
+    let passed = outcomes.Length - failed.Length - skipped.Length
+    for o in skipped do printfn "SKIPPED %s: %s" o.Name (defaultArg o.Skipped "")
+    for o in failed do printfn "FAILED %s:\n%s\n" o.Name (defaultArg o.Failure "")
+    printfn "%d passed, %d failed, %d skipped" passed failed.Length skipped.Length
+    if failed.Length > 0 || passed = 0 then exit 1
 
 let vae (args: string list) =
     run (Path.Combine(root, "vae")) args |> orFail ("vae " + String.Join(" ", args))
@@ -85,7 +125,7 @@ let demo (args: string list) =
 
 let targets : (string * string * (string list -> unit)) list =
     [ "build", "Release build of the whole solution", (fun _ -> build ())
-      "test", "build and run all tests; prints 'N passed, N failed'", test
+      "test", "build and run all tests (--filter TEXT: only those whose name contains TEXT); prints 'N passed, N failed, N skipped'", test
       "bench", "run `vae bench` (arguments are passed on)", (fun args -> vae ("bench" :: args))
       "demo", "the main job: train and evaluate a VAE on real MNIST (optional argument: epochs, default 20)", demo
       "clean", "remove build outputs and test results", (fun _ ->

@@ -11,15 +11,12 @@ open System.Buffers.Binary
 open System.Collections.Generic
 open System.IO
 open System.Text
-open NUnit.Framework
+open Expecto
 open FsCheck
 open FsCheck.FSharp
-open FsCheck.NUnit
 open VaeResearch
 open VaeResearch.Engine
 open VaeResearch.TestSupport
-
-// NUnit helpers: equality on any value (arrays and lists compare element-wise), and the thrown exception.
 
 // ---------------------------------------------------------------------------------------------
 // Generators
@@ -184,64 +181,6 @@ let private withTempDir (f: string -> 'a) : 'a =
 let private headerLength (bytes: byte[]) = int (BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan bytes))
 
 // ---------------------------------------------------------------------------------------------
-// 1. Round trips
-
-[<Property(MaxTest = 300)>]
-let ``Serialize then Parse is bit-exact`` () =
-    Prop.forAll arbCase (fun case ->
-        let bytes = Safetensors.Serialize(case.Tensors, case.Metadata)
-        let n = headerLength bytes
-        check (n % 8 = 0) "header length is a multiple of 8"
-        let dataLength = case.Tensors |> List.sumBy (fun t -> 4 * t.Data.Length)
-        check (bytes.Length = 8 + n + dataLength) "file size = 8 + header + 4 x values"
-        sameContent case (Safetensors.Parse(ReadOnlySpan bytes, "memory")))
-
-[<Property(MaxTest = 300)>]
-let ``Parse reads a file from an independent writer; the data bytes are identical`` () =
-    Prop.forAll arbCase (fun case ->
-        let data = dataBytes case.Tensors
-        let handmade = assemble true (Encoding.UTF8.GetBytes(render (headerAst case))) data
-        sameContent case (Safetensors.Parse(ReadOnlySpan handmade, "handmade"))
-        let ours = Safetensors.Serialize(case.Tensors, case.Metadata)
-        check (ours.AsSpan(8 + headerLength ours).SequenceEqual(ReadOnlySpan data)) "data buffer bytes")
-
-[<Property(MaxTest = 60)>]
-let ``Save then Load is bit-exact`` () =
-    Prop.forAll arbCase (fun case ->
-        withTempDir (fun dir ->
-            let path = Path.Combine(dir, "model.safetensors")
-            Safetensors.Save(path, case.Tensors, case.Metadata)
-            let content = Safetensors.Load path
-            check (content.Source = path) "source is the path"
-            sameContent case content
-            check (File.ReadAllBytes(path) = Safetensors.Serialize(case.Tensors, case.Metadata)) "Save writes Serialize's bytes"
-            check (Directory.GetFiles(dir).Length = 1) "no temporary files left"))
-
-[<Test>]
-let ``Serialize writes the documented layout byte for byte`` () =
-    let bytes = Safetensors.Serialize([ NamedTensor("w", [| 2 |], [| 1.0f; -2.0f |]) ], readOnlyDict [ "format", "pt" ])
-    let json = """{"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"""
-    // 85 bytes of JSON, padded with spaces to 88.
-    let expected =
-        Array.concat
-            [ [| 88uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy |]
-              Encoding.ASCII.GetBytes(json + String(' ', 88 - json.Length))
-              [| 0x00uy; 0x00uy; 0x80uy; 0x3fuy; 0x00uy; 0x00uy; 0x00uy; 0xc0uy |] ] // 1.0f, -2.0f little-endian
-    Assert.That(json.Length, equals 85)
-    Assert.That(bytes, equals expected)
-
-[<Test>]
-let ``tensors come back in data-offset order, whatever the JSON order`` () =
-    let header =
-        """{"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}, "e":{"shape":[0],"dtype":"F32","data_offsets":[8,8],"extra":1},
-            "__metadata__":{"k":"v"}, "a":{"data_offsets":[0,4],"shape":[],"dtype":"F32"}}"""
-    let content = Safetensors.Parse(ReadOnlySpan(fileOf header (Array.zeroCreate 8)), "order")
-    Assert.That([ for t in content.Tensors -> t.Name ], equals [ "a"; "b"; "e" ])
-    Assert.That(content.Metadata["k"], equals "v")
-    Assert.That(content.Get("a").Shape, Is.Empty)
-    Assert.That(content.Get("e", 0).Data, Is.Empty)
-
-// ---------------------------------------------------------------------------------------------
 // 2. Corruptions
 
 type Corrupted =
@@ -365,30 +304,6 @@ let private genCorruption (case: Case) : Gen<Corrupted> =
 
 let private arbCorrupted = Arb.fromGen (genCase |> Gen.bind genCorruption)
 
-[<Property(MaxTest = 3000)>]
-let ``a corrupted file parses or raises FileFormatException, nothing else`` () =
-    Prop.forAll arbCorrupted (fun c ->
-        match tryParse c.Bytes with
-        | Ok _ -> check (not c.MustFail) $"{c.Kind}: parsed, but must fail"
-        | Error e ->
-            check (not c.DataOnly) $"{c.Kind}: only data changed, yet failed: {e.Message}"
-            check (e.Message.StartsWith "corrupt.safetensors: ") $"{c.Kind}: message does not name the file: {e.Message}"
-            check (e.Field <> "") $"{c.Kind}: no field")
-
-[<Property(MaxTest = 150)>]
-let ``Load agrees with Parse on corrupted files`` () =
-    Prop.forAll arbCorrupted (fun c ->
-        withTempDir (fun dir ->
-            let path = Path.Combine(dir, "corrupt.safetensors")
-            File.WriteAllBytes(path, c.Bytes)
-            let loaded =
-                try Ok(Safetensors.Load path)
-                with :? FileFormatException as e -> Error e
-            match tryParse c.Bytes, loaded with
-            | Ok a, Ok b -> check (a.Tensors.Count = b.Tensors.Count) $"{c.Kind}: tensor counts differ"
-            | Error a, Error b -> check (a.Field = b.Field && a.Found = b.Found) $"{c.Kind}: {a.Message} vs {b.Message}"
-            | a, b -> failwith $"{c.Kind}: Parse gave {a}, Load gave {b}"))
-
 // ---------------------------------------------------------------------------------------------
 // 3. Specific malformed files name the field
 
@@ -402,162 +317,231 @@ let private entry (dtype: string) (shape: string) (offsets: string) =
 
 let private expectFailure (header: string) (dataLength: int) (field: string) (found: string) =
     let e = failure (fileOf header (Array.zeroCreate dataLength))
-    Assert.That(e.Message, Does.StartWith "corrupt.safetensors: ")
-    Assert.That(e.Field, Does.Contain field)
-    Assert.That(e.Found, Does.Contain found)
+    Expect.stringStarts e.Message ("corrupt.safetensors: ") "e.Message"
+    Expect.stringContains e.Field field "e.Field"
+    Expect.stringContains e.Found found "e.Found"
     e
 
-[<Test>]
-let ``unsupported dtype: names the dtype and says only F32 is supported`` () =
-    let e = expectFailure ("{\"w\":" + entry "\"F16\"" "[2]" "[0,4]" + "}") 4 "tensor \"w\" dtype" "F16"
-    Assert.That(e.Expected, Does.Contain "F32")
-    Assert.That(e.Message, Does.Contain "only dtype supported")
-
-[<Test>]
-let ``shape entries must be non-negative integers`` () =
-    expectFailure ("{\"w\":" + entry "\"F32\"" "[2,-1]" "[0,0]" + "}") 0 "tensor \"w\" shape[1]" "-1" |> ignore
-    expectFailure ("{\"w\":" + entry "\"F32\"" "[1.5]" "[0,4]" + "}") 4 "tensor \"w\" shape[0]" "1.5" |> ignore
-    expectFailure ("{\"w\":" + entry "\"F32\"" "[\"2\"]" "[0,8]" + "}") 8 "tensor \"w\" shape[0]" "\"2\"" |> ignore
-    expectFailure ("{\"w\":" + entry "\"F32\"" "[4294967296]" "[0,8]" + "}") 8 "tensor \"w\" shape[0]" "4294967296" |> ignore
-    expectFailure ("{\"w\":" + entry "\"F32\"" "{}" "[0,8]" + "}") 8 "tensor \"w\" shape" "object" |> ignore
-
-[<Test>]
-let ``shape product overflow is reported, not wrapped`` () =
-    let e = expectFailure ("{\"w\":" + entry "\"F32\"" "[65536,65536,65536,65536]" "[0,0]" + "}") 0 "tensor \"w\" shape" "overflows"
-    Assert.That(e.Found, Does.Contain "[65536, 65536, 65536, 65536]")
-
-[<Test>]
-let ``data_offsets problems name the tensor and data_offsets`` () =
-    let w offsets = "{\"w\":" + entry "\"F32\"" "[2]" offsets + "}"
-    expectFailure (w "[8,0]") 8 "tensor \"w\" data_offsets" "reversed" |> ignore
-    expectFailure (w "[0,16]") 8 "tensor \"w\" data_offsets" "[0, 16]" |> ignore
-    expectFailure (w "[0,4]") 8 "tensor \"w\" data_offsets" "4 bytes" |> ignore
-    expectFailure (w "[0.0,8]") 8 "tensor \"w\" data_offsets" "0.0" |> ignore
-    expectFailure (w "[-8,0]") 8 "tensor \"w\" data_offsets" "-8" |> ignore
-    expectFailure (w "[0,8,16]") 8 "tensor \"w\" data_offsets" "array" |> ignore
-    expectFailure (w "[8,16]") 16 "tensor \"w\" data_offsets" "hole of 8 bytes" |> ignore
-    let two = "{\"a\":" + entry "\"F32\"" "[2]" "[0,8]" + ",\"b\":" + entry "\"F32\"" "[2]" "[4,12]" + "}"
-    expectFailure two 12 "tensor \"b\" data_offsets" "overlapping tensor \"a\"" |> ignore
-
-[<Test>]
-let ``a data buffer longer than the tensors is rejected`` () =
-    let e = expectFailure ("{\"w\":" + entry "\"F32\"" "[2]" "[0,8]" + "}") 12 "data buffer" "12 bytes"
-    Assert.That(e.Expected, Does.Contain "8 bytes")
-
-[<Test>]
-let ``header length field problems`` () =
-    let valid = Safetensors.Serialize([ NamedTensor("w", [| 1 |], [| 1.0f |]) ])
-    let withLength (v: uint64) =
-        let b = Array.copy valid
-        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(), v)
-        b
-    for bytes, found in [ withLength 1000UL, "1000 bytes"; withLength UInt64.MaxValue, "18446744073709551615"; valid[..4], "5 bytes"; [||], "0 bytes" ] do
-        let e = failure bytes
-        Assert.That(e.Field, Does.Contain "header length")
-        Assert.That(e.Found, Does.Contain found)
-    let huge = failure (withLength 104857601UL)
-    Assert.That(huge.Expected, Does.Contain "100 MB")
-
-[<Test>]
-let ``header that is not a JSON object, not JSON or not UTF-8`` () =
-    expectFailure "[]" 0 "header" "array" |> ignore
-    expectFailure "\"F32\"" 0 "header" "string" |> ignore
-    expectFailure "{\"w\":" 0 "header" "invalid JSON" |> ignore
-    expectFailure "{} x" 0 "header" "invalid JSON" |> ignore
-    expectFailure (String('[', 10000)) 0 "header" "invalid JSON" |> ignore
-    let bytes = assemble true [| byte '{'; 0xffuy; byte '}' |] [||]
-    Assert.That((failure bytes).Found, Does.Contain "UTF-8")
-    expectFailure "{\"\\ud800\":{}}" 0 "header" "invalid string" |> ignore
-
-[<Test>]
-let ``duplicate names and keys are rejected`` () =
-    let w = entry "\"F32\"" "[1]" "[0,4]"
-    expectFailure ("{\"w\":" + w + ",\"w\":" + w + "}") 4 "tensor \"w\"" "duplicate" |> ignore
-    expectFailure ("{\"w\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}") 4 "tensor \"w\" dtype" "duplicate" |> ignore
-    expectFailure ("{\"__metadata__\":{},\"__metadata__\":{}}") 0 "__metadata__" "duplicate" |> ignore
-    expectFailure ("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}") 0 "__metadata__ \"k\"" "duplicate" |> ignore
-    expectFailure ("{\"\":" + w + "}") 4 "tensor name" "\"\"" |> ignore
-
-[<Test>]
-let ``metadata must be an object of strings`` () =
-    expectFailure "{\"__metadata__\":{\"epoch\":3}}" 0 "__metadata__ \"epoch\"" "3" |> ignore
-    expectFailure "{\"__metadata__\":[]}" 0 "__metadata__" "array" |> ignore
-
-[<Test>]
-let ``missing keys are named`` () =
-    expectFailure "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}" 4 "tensor \"w\" dtype" "no dtype" |> ignore
-    expectFailure "{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}" 4 "tensor \"w\" shape" "no shape" |> ignore
-    expectFailure "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}" 4 "tensor \"w\" data_offsets" "no data_offsets" |> ignore
-    expectFailure "{\"w\":[]}" 4 "tensor \"w\"" "array" |> ignore
-
-[<Test>]
-let ``Get and the indexer name missing tensors and wrong shapes`` () =
-    let content =
-        Safetensors.Parse(ReadOnlySpan(Safetensors.Serialize([ NamedTensor("encoder.mu.weight", [| 2; 3 |], Array.zeroCreate 6) ])), "ckpt")
-    let e = throws<FileFormatException> (fun () -> content.Get("encoder.mu.weight", 3, 2) |> ignore)
-    Assert.That(e.Message, equals "ckpt: tensor \"encoder.mu.weight\" shape: expected [3, 2], found [2, 3]")
-    let missing = throws<FileFormatException> (fun () -> content["decoder.mu.weight"] |> ignore)
-    Assert.That(missing.Message, Does.StartWith "ckpt: tensor \"decoder.mu.weight\"")
-    Assert.That(missing.Found, Does.Contain "encoder.mu.weight")
-    Assert.That(content.Contains "decoder.mu.weight", Is.False)
-    Assert.That(content.Get("encoder.mu.weight", 2, 3).Data.Length, equals 6)
-
-[<Test>]
-let ``Load of a missing file is a VaeResearchException naming the file`` () =
-    withTempDir (fun dir ->
-        let path = Path.Combine(dir, "nope.safetensors")
-        let e = throws<VaeResearchException> (fun () -> Safetensors.Load path |> ignore)
-        Assert.That(e.Message, Does.StartWith path))
+/// FsCheck (seed, gamma) every property of this module replays.
+let private Seed = (20261202UL, 104729UL)
 
 // ---------------------------------------------------------------------------------------------
-// 4. Save validates its arguments and is atomic
 
-[<Test>]
-let ``Save and Serialize reject invalid tensors with ArgumentException`` () =
-    let bad: (string * NamedTensor list) list =
-        [ "shape/data mismatch", [ NamedTensor("w", [| 2; 2 |], Array.zeroCreate 3) ]
-          "negative dimension", [ NamedTensor("w", [| -1 |], [||]) ]
-          "empty name", [ NamedTensor("", [| 1 |], [| 0.0f |]) ]
-          "reserved name", [ NamedTensor("__metadata__", [| 1 |], [| 0.0f |]) ]
-          "lone surrogate", [ NamedTensor(String([| 'w'; char 0xD800 |]), [| 1 |], [| 0.0f |]) ]
-          "duplicate", [ NamedTensor("w", [| 1 |], [| 0.0f |]); NamedTensor("w", [| 1 |], [| 0.0f |]) ]
-          "null data", [ NamedTensor("w", [| 0 |], Unchecked.defaultof<float32[]>) ]
-          "overflowing shape", [ NamedTensor("w", [| 65536; 65536; 65536 |], [||]) ] ]
-    for (what, tensors) in bad do
-        match (try Safetensors.Serialize tensors |> ignore; None with e -> Some e) with
-        | Some(:? ArgumentException) -> ()
-        | other -> Assert.Fail $"{what}: expected ArgumentException, got {other}"
-    throws<ArgumentException> (fun () -> Safetensors.Serialize([], readOnlyDict [ "k", String(char 0xDC00, 1) ]) |> ignore) |> ignore
-    // A zero dimension makes the tensor empty even when the other dimensions are huge.
-    let empty = Safetensors.Serialize [ NamedTensor("w", [| Int32.MaxValue; Int32.MaxValue; 0 |], [||]) ]
-    Assert.That((Safetensors.Parse(ReadOnlySpan empty, "e")["w"]).Shape, equals [| Int32.MaxValue; Int32.MaxValue; 0 |])
+/// The tests of this module.
+let tests =
+    testList "Safetensors" [
 
-[<Test>]
-let ``a failed Save leaves the existing file byte-identical and no temporary files`` () =
-    withTempDir (fun dir ->
-        let path = Path.Combine(dir, "checkpoint.safetensors")
-        Safetensors.Save(path, [ NamedTensor("w", [| 2 |], [| 1.0f; 2.0f |]) ], readOnlyDict [ "epoch", "1" ])
-        let before = File.ReadAllBytes path
-        throws<ArgumentException> (fun () ->
-            Safetensors.Save(path, [ NamedTensor("ok", [| 1 |], [| 3.0f |]); NamedTensor("w", [| 3 |], [| 1.0f; 2.0f |]) ]))
-        |> ignore
-        // An enumeration that fails part-way.
-        let failing = seq { NamedTensor("w", [| 1 |], [| 5.0f |]); failwith "producer failed" }
-        throws<Exception> (fun () -> Safetensors.Save(path, failing)) |> ignore
-        Assert.That(File.ReadAllBytes path, equals before)
-        Assert.That(Directory.GetFiles dir, equals [| path |])
-        // A failure at the final rename (the target is a directory): the temporary file is removed.
-        let blocked = Path.Combine(dir, "blocked.safetensors")
-        Directory.CreateDirectory blocked |> ignore
-        throws<VaeResearchException> (fun () -> Safetensors.Save(blocked, [ NamedTensor("w", [| 1 |], [| 5.0f |]) ])) |> ignore
-        Assert.That(Directory.GetFiles dir, equals [| path |])
-        Assert.That(Directory.GetFileSystemEntries blocked, Is.Empty)
-        // Missing directory: a clear error, nothing created.
-        let nowhere = Path.Combine(dir, "missing", "x.safetensors")
-        let e = throws<VaeResearchException> (fun () -> Safetensors.Save(nowhere, []))
-        Assert.That(e.Message, Does.StartWith nowhere)
-        // A successful Save replaces the content.
-        Safetensors.Save(path, [ NamedTensor("w", [| 1 |], [| 7.0f |]) ])
-        let reloaded = Safetensors.Load path
-        Assert.That(reloaded["w"].Data, equals [| 7.0f |])
-        Assert.That(Directory.GetFiles dir, equals [| path |]))
+        // ---------------------------------------------------------------------------------------------
+        // 1. Round trips
+        property Seed 300 "Serialize then Parse is bit-exact" <| fun () ->
+            Prop.forAll arbCase (fun case ->
+                let bytes = Safetensors.Serialize(case.Tensors, case.Metadata)
+                let n = headerLength bytes
+                check (n % 8 = 0) "header length is a multiple of 8"
+                let dataLength = case.Tensors |> List.sumBy (fun t -> 4 * t.Data.Length)
+                check (bytes.Length = 8 + n + dataLength) "file size = 8 + header + 4 x values"
+                sameContent case (Safetensors.Parse(ReadOnlySpan bytes, "memory")))
+
+        property Seed 300 "Parse reads a file from an independent writer; the data bytes are identical" <| fun () ->
+            Prop.forAll arbCase (fun case ->
+                let data = dataBytes case.Tensors
+                let handmade = assemble true (Encoding.UTF8.GetBytes(render (headerAst case))) data
+                sameContent case (Safetensors.Parse(ReadOnlySpan handmade, "handmade"))
+                let ours = Safetensors.Serialize(case.Tensors, case.Metadata)
+                check (ours.AsSpan(8 + headerLength ours).SequenceEqual(ReadOnlySpan data)) "data buffer bytes")
+
+        property Seed 60 "Save then Load is bit-exact" <| fun () ->
+            Prop.forAll arbCase (fun case ->
+                withTempDir (fun dir ->
+                    let path = Path.Combine(dir, "model.safetensors")
+                    Safetensors.Save(path, case.Tensors, case.Metadata)
+                    let content = Safetensors.Load path
+                    check (content.Source = path) "source is the path"
+                    sameContent case content
+                    check (File.ReadAllBytes(path) = Safetensors.Serialize(case.Tensors, case.Metadata)) "Save writes Serialize's bytes"
+                    check (Directory.GetFiles(dir).Length = 1) "no temporary files left"))
+
+        testCase "Serialize writes the documented layout byte for byte" <| fun () ->
+            let bytes = Safetensors.Serialize([ NamedTensor("w", [| 2 |], [| 1.0f; -2.0f |]) ], readOnlyDict [ "format", "pt" ])
+            let json = """{"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"""
+            // 85 bytes of JSON, padded with spaces to 88.
+            let expected =
+                Array.concat
+                    [ [| 88uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy |]
+                      Encoding.ASCII.GetBytes(json + String(' ', 88 - json.Length))
+                      [| 0x00uy; 0x00uy; 0x80uy; 0x3fuy; 0x00uy; 0x00uy; 0x00uy; 0xc0uy |] ] // 1.0f, -2.0f little-endian
+            Expect.equal json.Length 85 "json.Length"
+            Expect.equal bytes expected "bytes"
+
+        testCase "tensors come back in data-offset order, whatever the JSON order" <| fun () ->
+            let header =
+                """{"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}, "e":{"shape":[0],"dtype":"F32","data_offsets":[8,8],"extra":1},
+                    "__metadata__":{"k":"v"}, "a":{"data_offsets":[0,4],"shape":[],"dtype":"F32"}}"""
+            let content = Safetensors.Parse(ReadOnlySpan(fileOf header (Array.zeroCreate 8)), "order")
+            Expect.equal ([ for t in content.Tensors -> t.Name ]) ([ "a"; "b"; "e" ]) "[ for t in content.Tensors -> t.Name ]"
+            Expect.equal (content.Metadata["k"]) ("v") "content.Metadata[\"k\"]"
+            Expect.isEmpty (content.Get("a").Shape) "content.Get(\"a\").Shape"
+            Expect.isEmpty (content.Get("e", 0).Data) "content.Get(\"e\", 0).Data"
+
+        property Seed 3000 "a corrupted file parses or raises FileFormatException, nothing else" <| fun () ->
+            Prop.forAll arbCorrupted (fun c ->
+                match tryParse c.Bytes with
+                | Ok _ -> check (not c.MustFail) $"{c.Kind}: parsed, but must fail"
+                | Error e ->
+                    check (not c.DataOnly) $"{c.Kind}: only data changed, yet failed: {e.Message}"
+                    check (e.Message.StartsWith "corrupt.safetensors: ") $"{c.Kind}: message does not name the file: {e.Message}"
+                    check (e.Field <> "") $"{c.Kind}: no field")
+
+        property Seed 150 "Load agrees with Parse on corrupted files" <| fun () ->
+            Prop.forAll arbCorrupted (fun c ->
+                withTempDir (fun dir ->
+                    let path = Path.Combine(dir, "corrupt.safetensors")
+                    File.WriteAllBytes(path, c.Bytes)
+                    let loaded =
+                        try Ok(Safetensors.Load path)
+                        with :? FileFormatException as e -> Error e
+                    match tryParse c.Bytes, loaded with
+                    | Ok a, Ok b -> check (a.Tensors.Count = b.Tensors.Count) $"{c.Kind}: tensor counts differ"
+                    | Error a, Error b -> check (a.Field = b.Field && a.Found = b.Found) $"{c.Kind}: {a.Message} vs {b.Message}"
+                    | a, b -> failwith $"{c.Kind}: Parse gave {a}, Load gave {b}"))
+
+        testCase "unsupported dtype: names the dtype and says only F32 is supported" <| fun () ->
+            let e = expectFailure ("{\"w\":" + entry "\"F16\"" "[2]" "[0,4]" + "}") 4 "tensor \"w\" dtype" "F16"
+            Expect.stringContains e.Expected ("F32") "e.Expected"
+            Expect.stringContains e.Message ("only dtype supported") "e.Message"
+
+        testCase "shape entries must be non-negative integers" <| fun () ->
+            expectFailure ("{\"w\":" + entry "\"F32\"" "[2,-1]" "[0,0]" + "}") 0 "tensor \"w\" shape[1]" "-1" |> ignore
+            expectFailure ("{\"w\":" + entry "\"F32\"" "[1.5]" "[0,4]" + "}") 4 "tensor \"w\" shape[0]" "1.5" |> ignore
+            expectFailure ("{\"w\":" + entry "\"F32\"" "[\"2\"]" "[0,8]" + "}") 8 "tensor \"w\" shape[0]" "\"2\"" |> ignore
+            expectFailure ("{\"w\":" + entry "\"F32\"" "[4294967296]" "[0,8]" + "}") 8 "tensor \"w\" shape[0]" "4294967296" |> ignore
+            expectFailure ("{\"w\":" + entry "\"F32\"" "{}" "[0,8]" + "}") 8 "tensor \"w\" shape" "object" |> ignore
+
+        testCase "shape product overflow is reported, not wrapped" <| fun () ->
+            let e = expectFailure ("{\"w\":" + entry "\"F32\"" "[65536,65536,65536,65536]" "[0,0]" + "}") 0 "tensor \"w\" shape" "overflows"
+            Expect.stringContains e.Found ("[65536, 65536, 65536, 65536]") "e.Found"
+
+        testCase "data_offsets problems name the tensor and data_offsets" <| fun () ->
+            let w offsets = "{\"w\":" + entry "\"F32\"" "[2]" offsets + "}"
+            expectFailure (w "[8,0]") 8 "tensor \"w\" data_offsets" "reversed" |> ignore
+            expectFailure (w "[0,16]") 8 "tensor \"w\" data_offsets" "[0, 16]" |> ignore
+            expectFailure (w "[0,4]") 8 "tensor \"w\" data_offsets" "4 bytes" |> ignore
+            expectFailure (w "[0.0,8]") 8 "tensor \"w\" data_offsets" "0.0" |> ignore
+            expectFailure (w "[-8,0]") 8 "tensor \"w\" data_offsets" "-8" |> ignore
+            expectFailure (w "[0,8,16]") 8 "tensor \"w\" data_offsets" "array" |> ignore
+            expectFailure (w "[8,16]") 16 "tensor \"w\" data_offsets" "hole of 8 bytes" |> ignore
+            let two = "{\"a\":" + entry "\"F32\"" "[2]" "[0,8]" + ",\"b\":" + entry "\"F32\"" "[2]" "[4,12]" + "}"
+            expectFailure two 12 "tensor \"b\" data_offsets" "overlapping tensor \"a\"" |> ignore
+
+        testCase "a data buffer longer than the tensors is rejected" <| fun () ->
+            let e = expectFailure ("{\"w\":" + entry "\"F32\"" "[2]" "[0,8]" + "}") 12 "data buffer" "12 bytes"
+            Expect.stringContains e.Expected ("8 bytes") "e.Expected"
+
+        testCase "header length field problems" <| fun () ->
+            let valid = Safetensors.Serialize([ NamedTensor("w", [| 1 |], [| 1.0f |]) ])
+            let withLength (v: uint64) =
+                let b = Array.copy valid
+                BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(), v)
+                b
+            for bytes, found in [ withLength 1000UL, "1000 bytes"; withLength UInt64.MaxValue, "18446744073709551615"; valid[..4], "5 bytes"; [||], "0 bytes" ] do
+                let e = failure bytes
+                Expect.stringContains e.Field ("header length") "e.Field"
+                Expect.stringContains e.Found found "e.Found"
+            let huge = failure (withLength 104857601UL)
+            Expect.stringContains huge.Expected ("100 MB") "huge.Expected"
+
+        testCase "header that is not a JSON object, not JSON or not UTF-8" <| fun () ->
+            expectFailure "[]" 0 "header" "array" |> ignore
+            expectFailure "\"F32\"" 0 "header" "string" |> ignore
+            expectFailure "{\"w\":" 0 "header" "invalid JSON" |> ignore
+            expectFailure "{} x" 0 "header" "invalid JSON" |> ignore
+            expectFailure (String('[', 10000)) 0 "header" "invalid JSON" |> ignore
+            let bytes = assemble true [| byte '{'; 0xffuy; byte '}' |] [||]
+            Expect.stringContains ((failure bytes).Found) ("UTF-8") "(failure bytes).Found"
+            expectFailure "{\"\\ud800\":{}}" 0 "header" "invalid string" |> ignore
+
+        testCase "duplicate names and keys are rejected" <| fun () ->
+            let w = entry "\"F32\"" "[1]" "[0,4]"
+            expectFailure ("{\"w\":" + w + ",\"w\":" + w + "}") 4 "tensor \"w\"" "duplicate" |> ignore
+            expectFailure ("{\"w\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}") 4 "tensor \"w\" dtype" "duplicate" |> ignore
+            expectFailure ("{\"__metadata__\":{},\"__metadata__\":{}}") 0 "__metadata__" "duplicate" |> ignore
+            expectFailure ("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}") 0 "__metadata__ \"k\"" "duplicate" |> ignore
+            expectFailure ("{\"\":" + w + "}") 4 "tensor name" "\"\"" |> ignore
+
+        testCase "metadata must be an object of strings" <| fun () ->
+            expectFailure "{\"__metadata__\":{\"epoch\":3}}" 0 "__metadata__ \"epoch\"" "3" |> ignore
+            expectFailure "{\"__metadata__\":[]}" 0 "__metadata__" "array" |> ignore
+
+        testCase "missing keys are named" <| fun () ->
+            expectFailure "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}" 4 "tensor \"w\" dtype" "no dtype" |> ignore
+            expectFailure "{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}" 4 "tensor \"w\" shape" "no shape" |> ignore
+            expectFailure "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}" 4 "tensor \"w\" data_offsets" "no data_offsets" |> ignore
+            expectFailure "{\"w\":[]}" 4 "tensor \"w\"" "array" |> ignore
+
+        testCase "Get and the indexer name missing tensors and wrong shapes" <| fun () ->
+            let content =
+                Safetensors.Parse(ReadOnlySpan(Safetensors.Serialize([ NamedTensor("encoder.mu.weight", [| 2; 3 |], Array.zeroCreate 6) ])), "ckpt")
+            let e = throws<FileFormatException> (fun () -> content.Get("encoder.mu.weight", 3, 2) |> ignore)
+            Expect.equal e.Message ("ckpt: tensor \"encoder.mu.weight\" shape: expected [3, 2], found [2, 3]") "e.Message"
+            let missing = throws<FileFormatException> (fun () -> content["decoder.mu.weight"] |> ignore)
+            Expect.stringStarts missing.Message ("ckpt: tensor \"decoder.mu.weight\"") "missing.Message"
+            Expect.stringContains missing.Found ("encoder.mu.weight") "missing.Found"
+            Expect.isFalse (content.Contains "decoder.mu.weight") "content.Contains \"decoder.mu.weight\""
+            Expect.equal (content.Get("encoder.mu.weight", 2, 3).Data.Length) 6 "content.Get(\"encoder.mu.weight\", 2, 3).Data.Length"
+
+        testCase "Load of a missing file is a VaeResearchException naming the file" <| fun () ->
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "nope.safetensors")
+                let e = throws<VaeResearchException> (fun () -> Safetensors.Load path |> ignore)
+                Expect.stringStarts e.Message path "e.Message")
+
+        // ---------------------------------------------------------------------------------------------
+        // 4. Save validates its arguments and is atomic
+        testCase "Save and Serialize reject invalid tensors with ArgumentException" <| fun () ->
+            let bad: (string * NamedTensor list) list =
+                [ "shape/data mismatch", [ NamedTensor("w", [| 2; 2 |], Array.zeroCreate 3) ]
+                  "negative dimension", [ NamedTensor("w", [| -1 |], [||]) ]
+                  "empty name", [ NamedTensor("", [| 1 |], [| 0.0f |]) ]
+                  "reserved name", [ NamedTensor("__metadata__", [| 1 |], [| 0.0f |]) ]
+                  "lone surrogate", [ NamedTensor(String([| 'w'; char 0xD800 |]), [| 1 |], [| 0.0f |]) ]
+                  "duplicate", [ NamedTensor("w", [| 1 |], [| 0.0f |]); NamedTensor("w", [| 1 |], [| 0.0f |]) ]
+                  "null data", [ NamedTensor("w", [| 0 |], Unchecked.defaultof<float32[]>) ]
+                  "overflowing shape", [ NamedTensor("w", [| 65536; 65536; 65536 |], [||]) ] ]
+            for (what, tensors) in bad do
+                match (try Safetensors.Serialize tensors |> ignore; None with e -> Some e) with
+                | Some(:? ArgumentException) -> ()
+                | other -> failtest $"{what}: expected ArgumentException, got {other}"
+            throws<ArgumentException> (fun () -> Safetensors.Serialize([], readOnlyDict [ "k", String(char 0xDC00, 1) ]) |> ignore) |> ignore
+            // A zero dimension makes the tensor empty even when the other dimensions are huge.
+            let empty = Safetensors.Serialize [ NamedTensor("w", [| Int32.MaxValue; Int32.MaxValue; 0 |], [||]) ]
+            Expect.equal ((Safetensors.Parse(ReadOnlySpan empty, "e")["w"]).Shape) ([| Int32.MaxValue; Int32.MaxValue; 0 |]) "(Safetensors.Parse(ReadOnlySpan empty, \"e\")[\"w\"]).Shape"
+
+        testCase "a failed Save leaves the existing file byte-identical and no temporary files" <| fun () ->
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "checkpoint.safetensors")
+                Safetensors.Save(path, [ NamedTensor("w", [| 2 |], [| 1.0f; 2.0f |]) ], readOnlyDict [ "epoch", "1" ])
+                let before = File.ReadAllBytes path
+                throws<ArgumentException> (fun () ->
+                    Safetensors.Save(path, [ NamedTensor("ok", [| 1 |], [| 3.0f |]); NamedTensor("w", [| 3 |], [| 1.0f; 2.0f |]) ]))
+                |> ignore
+                // An enumeration that fails part-way.
+                let failing = seq { NamedTensor("w", [| 1 |], [| 5.0f |]); failwith "producer failed" }
+                throws<Exception> (fun () -> Safetensors.Save(path, failing)) |> ignore
+                Expect.equal (File.ReadAllBytes path) before "File.ReadAllBytes path"
+                Expect.equal (Directory.GetFiles dir) ([| path |]) "Directory.GetFiles dir"
+                // A failure at the final rename (the target is a directory): the temporary file is removed.
+                let blocked = Path.Combine(dir, "blocked.safetensors")
+                Directory.CreateDirectory blocked |> ignore
+                throws<VaeResearchException> (fun () -> Safetensors.Save(blocked, [ NamedTensor("w", [| 1 |], [| 5.0f |]) ])) |> ignore
+                Expect.equal (Directory.GetFiles dir) ([| path |]) "Directory.GetFiles dir"
+                Expect.isEmpty (Directory.GetFileSystemEntries blocked) "Directory.GetFileSystemEntries blocked"
+                // Missing directory: a clear error, nothing created.
+                let nowhere = Path.Combine(dir, "missing", "x.safetensors")
+                let e = throws<VaeResearchException> (fun () -> Safetensors.Save(nowhere, []))
+                Expect.stringStarts e.Message nowhere "e.Message"
+                // A successful Save replaces the content.
+                Safetensors.Save(path, [ NamedTensor("w", [| 1 |], [| 7.0f |]) ])
+                let reloaded = Safetensors.Load path
+                Expect.equal (reloaded["w"].Data) ([| 7.0f |]) "reloaded[\"w\"].Data"
+                Expect.equal (Directory.GetFiles dir) ([| path |]) "Directory.GetFiles dir")
+    ]

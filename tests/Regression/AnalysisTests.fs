@@ -12,14 +12,14 @@ open System.Diagnostics
 open System.IO
 open System.Text.RegularExpressions
 open System.Xml.Linq
-open NUnit.Framework
+open Expecto
 open VaeResearch
 open VaeResearch.Analysis
 open VaeResearch.Training
 open VaeResearch.TestSupport
 
 
-let private progress (line: string) = TestContext.Progress.WriteLine line
+let private progress (line: string) = printfn "%s" line
 
 /// The repository root (this file is tests/Regression/AnalysisTests.fs), whatever the artifacts path.
 let private repoRoot = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, "..", ".."))
@@ -42,7 +42,7 @@ let private run (file: string) (args: string list) (workingDirectory: string) =
     let stderr = p.StandardError.ReadToEndAsync()
     if not (p.WaitForExit ProcessTimeout) then
         p.Kill true
-        Assert.Fail $"{file} {String.Join(' ', args)} did not finish within {ProcessTimeout}"
+        failtest $"{file} {String.Join(' ', args)} did not finish within {ProcessTimeout}"
     p.ExitCode, stdout.Result, stderr.Result
 
 /// The CLI built beside the tests.
@@ -54,7 +54,7 @@ let private vae (args: string list) =
 /// `vae ...` that must succeed; returns stdout.
 let private vaeOk (args: string list) =
     let code, out, err = vae args
-    Assert.That(code, equals 0, $"vae {String.Join(' ', args)} failed:\n{err}\n{out}")
+    Expect.equal code 0 ($"vae {String.Join(' ', args)} failed:\n{err}\n{out}")
     out
 
 /// Makes sure the Release build the scripts load exists and is not older than the analysis sources: CI's
@@ -66,7 +66,7 @@ let private releaseBuild =
          if not (File.Exists dll) || File.GetLastWriteTimeUtc dll < newest then
              progress "building src/Cli in Release for the .fsx scripts"
              let code, out, err = run "dotnet" [ "build"; Path.Combine(repoRoot, "src", "Cli"); "-c"; "Release"; "-nologo" ] repoRoot
-             if code <> 0 then Assert.Fail $"dotnet build src/Cli -c Release failed:\n{out}\n{err}")
+             if code <> 0 then failtest $"dotnet build src/Cli -c Release failed:\n{out}\n{err}")
 
 /// A fresh temporary folder, deleted by `use`.
 
@@ -79,40 +79,17 @@ let private script (name: string) =
     let clock = Stopwatch.StartNew()
     let code, out, err = run "dotnet" [ "fsi"; Path.Combine(repoRoot, "scripts", name) ] repoRoot
     progress $"dotnet fsi scripts/{name}: exit {code} in {clock.Elapsed.TotalSeconds:F1} s"
-    Assert.That(code, equals 0, $"scripts/{name} failed:\n{err}\n{out}")
+    Expect.equal code 0 ($"scripts/{name} failed:\n{err}\n{out}")
     out
 
 /// Paths of .svg files a script reports, each checked to be well-formed XML.
 let private checkSvgs (out: string) =
     let files = [ for m in Regex.Matches(out, @"(/[^\s,]+\.svg)") -> m.Groups[1].Value ]
-    Assert.That(files, Is.Not.Empty, out)
+    Expect.isNonEmpty files out
     for f in files do
-        Assert.That(File.Exists f, f)
+        Expect.isTrue (File.Exists f) f
         XDocument.Load f |> ignore
     files
-
-[<Test>]
-let ``scripts/compare-runs.fsx compares two runs with Parzen estimates and charts`` () =
-    let out = script "compare-runs.fsx"
-    Assert.That(out, Does.Contain("active units at 0.01 / 0.02 / 0.1"))
-    Assert.That(Regex.Matches(out, "Parzen log-likelihood -?[0-9.]+ \\+/- [0-9.]+ nats").Count, equals 2, out)
-    Assert.That(checkSvgs out |> List.map Path.GetFileName, equals [ "bound.svg"; "active-units.svg" ])
-
-[<Test>]
-let ``scripts/activity-table.fsx prints the activity table, matching activity.csv`` () =
-    let out = script "activity-table.fsx"
-    for t in [ "0.01"; "0.02"; "0.1" ] do
-        Assert.That(out, Does.Contain($"active units at {t}:"))
-    Assert.That(out, Does.Contain("active units per epoch (activity.csv"))
-    let m = Regex.Match(out, "largest difference from activity.csv's last epoch: (\\S+)")
-    Assert.That(m.Success, out)
-    Assert.That(Double.Parse(m.Groups[1].Value, Globalization.CultureInfo.InvariantCulture), Is.LessThan 1e-9)
-
-[<Test>]
-let ``scripts/shade-plot.fsx writes the shade plot and prints one row per unit`` () =
-    let out = script "shade-plot.fsx"
-    Assert.That(Regex.Matches(out, @"^\s+\d+\s+unit\s+\d+ \|", RegexOptions.Multiline).Count, equals 20, out)
-    Assert.That(checkSvgs out |> List.map Path.GetFileName, equals [ "vae-shade.svg"; "vae-units.svg" ])
 
 // ---------------------------------------------------------------------------------------------
 // 2. Active units on the synthetic data set
@@ -125,33 +102,6 @@ let private TrueDimension = 5
 /// (A_u 0.02-0.26, still shrinking) and 14 below 0.004, i.e. 6 active units from epoch 17 on.
 let private ActiveBand = TrueDimension, TrueDimension + 2
 
-[<Test>]
-let ``a D = 20 VAE on synthetic data with d = 5 ends with about d active units`` () =
-    use folder = new TempFolder("vae-analysis-e2e-")
-    let config = TrainConfig(Dataset = "synthetic", SyntheticDimension = TrueDimension, Latent = 20, Epochs = 20, Seed = 0UL)
-    let data = Trainer.LoadData(config, null, null)
-    let quiet =
-        { new ITrainingProgress with
-            member _.Info _ = ()
-            member _.EpochStarted(_, _, _) = ()
-            member _.BatchCompleted(_, _) = ()
-            member _.EpochCompleted row = if row.Epoch % 5 = 0 then progress $"epoch {row.Epoch}: {row.ActiveUnits} active units" }
-    let clock = Stopwatch.StartNew()
-    Trainer.Run(config, RunFolder.Create(folder.File "run"), false, data, quiet) |> ignore
-    progress $"trained in {clock.Elapsed.TotalSeconds:F1} s"
-    let stored = RunStore.load (folder.File "run")
-    let history = Activity.history stored
-    let final = Activity.final history
-    let active = Activity.activeCount Activity.DefaultThreshold (final |> Array.map (fun u -> u.Activity))
-    progress $"""final activity: {String.Join(", ", final |> Array.map (fun u -> u.Activity.ToString "G3"))}"""
-    Assert.That(active, Is.InRange(fst ActiveBand, snd ActiveBand))
-    Assert.That((RunStore.finalMetrics stored).Value.ActiveUnits, equals active, "metrics.csv counts the same units")
-    // The same statistic recomputed from the checkpoint over the same test images.
-    let recomputed = Activity.ofRun (TrainedRun.Load stored.Path) None
-    for u in 0 .. 19 do
-        Assert.That(recomputed[u].Activity, Is.EqualTo(final[u].Activity).Within(1e-9 * max 1.0 final[u].Activity), $"unit {u}")
-        Assert.That(recomputed[u].Kl, Is.EqualTo(final[u].Kl).Within(1e-9 * max 1.0 final[u].Kl), $"unit {u} KL")
-
 // ---------------------------------------------------------------------------------------------
 // 3. The CLI on small MNIST runs
 
@@ -159,132 +109,175 @@ let ``a D = 20 VAE on synthetic data with d = 5 ends with about d active units``
 let private mnistRuns =
     lazy
         (let root = Directory.CreateTempSubdirectory("vae-analysis-runs-").FullName
+         afterRunTests (fun () -> try Directory.Delete(root, true) with :? IOException -> ())
          let common = [ "--epochs"; "2"; "--train-subset"; "2000"; "--test-subset"; "500"; "--hidden"; "64,64" ]
          vaeOk ([ "train"; "--out"; Path.Combine(root, "z2"); "--latent"; "2" ] @ common) |> ignore
          vaeOk ([ "train"; "--out"; Path.Combine(root, "evae"); "--model"; "evae"; "--latent"; "8"; "--epitome-size"; "2" ] @ common) |> ignore
          root)
 
-[<OneTimeTearDown>]
-let removeRuns () =
-    if mnistRuns.IsValueCreated then
-        try Directory.Delete(mnistRuns.Value, true) with :? IOException -> ()
+// ---------------------------------------------------------------------------------------------
 
-[<Test>]
-let ``vae activity prints the units and writes the CSV`` () =
-    use folder = new TempFolder("vae-analysis-e2e-")
-    let z2 = Path.Combine(mnistRuns.Force(), "z2")
-    let out = vaeOk [ "activity"; z2; "--threshold"; "0.02"; "--csv"; folder.File "units.csv" ]
-    Assert.That(out, Does.Contain("over 10000 test images (population variance)"))
-    let train = vaeOk [ "activity"; z2; "--split"; "train"; "--subset"; "700" ]
-    Assert.That(train, Does.Contain("over 700 train images"))
-    Assert.That(out, Does.Contain("active units (of 2):"))
-    Assert.That(out, Does.Contain("at 0.02"))
-    let lines = File.ReadAllLines(folder.File "units.csv")
-    Assert.That(lines[0], equals "unit,activity,kl,active")
-    Assert.That(lines.Length, equals 3)
+/// The tests of this module.
+let tests =
+    testList "Analysis" [
 
-[<Test>]
-let ``vae parzen scores a run and the same samples from a .npy file identically`` () =
-    use folder = new TempFolder("vae-analysis-e2e-")
-    let z2 = Path.Combine(mnistRuns.Force(), "z2")
-    vaeOk [ "sample"; z2; "--n"; "800"; "--npy"; folder.File "samples.npy" ] |> ignore
-    vaeOk [ "parzen"; "--samples"; folder.File "samples.npy"; "--validation"; "200"; "--json"; folder.File "from-npy.json" ] |> ignore
-    let out = vaeOk [ "parzen"; z2; "--n"; "800"; "--validation"; "200" ]
-    Assert.That(out, Does.Contain("Parzen log-likelihood ="))
-    let fromRun = RunStore.readParzen (Path.Combine(z2, RunStore.ParzenFile))
-    let fromNpy = RunStore.readParzen (folder.File "from-npy.json")
-    Assert.That(fromRun, equals fromNpy)
-    Assert.That((fromRun.NSamples, fromRun.NValidation, fromRun.NTest), equals ((800, 200, 10000)))
-    Assert.That(Parzen.SigmaGrid, Does.Contain fromRun.Sigma)
-    let fixedSigma = vaeOk [ "parzen"; "--samples"; folder.File "samples.npy"; "--sigma"; "0.2"; "--validation"; "200" ]
-    Assert.That(fixedSigma, Does.Contain("sigma = 0.2000"))
+        testCase "scripts/compare-runs.fsx compares two runs with Parzen estimates and charts" <| fun () ->
+            let out = script "compare-runs.fsx"
+            Expect.stringContains out ("active units at 0.01 / 0.02 / 0.1") "out"
+            Expect.equal (Regex.Matches(out, "Parzen log-likelihood -?[0-9.]+ \\+/- [0-9.]+ nats").Count) 2 out
+            Expect.equal (checkSvgs out |> List.map Path.GetFileName) ([ "bound.svg"; "active-units.svg" ]) "checkSvgs out |> List.map Path.GetFileName"
 
-[<Test>]
-let ``vae parzen runs the full protocol (10,000 samples, 1,000 validation, 10,000 test images)`` () =
-    use folder = new TempFolder("vae-analysis-e2e-")
-    let evae = Path.Combine(mnistRuns.Force(), "evae")
-    let clock = Stopwatch.StartNew()
-    let out = vaeOk [ "parzen"; evae; "--json"; folder.File "parzen.json" ]
-    progress $"full Parzen protocol: {clock.Elapsed.TotalSeconds:F1} s wall, including process start and MNIST load: {out.Trim()}"
-    let result = RunStore.readParzen (folder.File "parzen.json")
-    Assert.That((result.NSamples, result.NValidation, result.NTest, result.SigmaSearch.Length), equals ((10000, 1000, 10000, 10)))
-    Assert.That(Double.IsFinite result.LogLikelihood && result.StandardError > 0.0, $"{result}")
+        testCase "scripts/activity-table.fsx prints the activity table, matching activity.csv" <| fun () ->
+            let out = script "activity-table.fsx"
+            for t in [ "0.01"; "0.02"; "0.1" ] do
+                Expect.stringContains out ($"active units at {t}:") "out"
+            Expect.stringContains out ("active units per epoch (activity.csv") "out"
+            let m = Regex.Match(out, "largest difference from activity.csv's last epoch: (\\S+)")
+            Expect.isTrue m.Success out
+            Expect.isLessThan (Double.Parse(m.Groups[1].Value, Globalization.CultureInfo.InvariantCulture)) 1e-9 "Double.Parse(m.Groups[1].Value, Globalization.CultureInfo.InvariantCulture)"
 
-[<Test>]
-let ``vae report writes an offline page that references only the files it wrote`` () =
-    use folder = new TempFolder("vae-analysis-e2e-")
-    let root = mnistRuns.Force()
-    let z2, evae = Path.Combine(root, "z2"), Path.Combine(root, "evae")
-    vaeOk [ "eval"; z2; "--k"; "10"; "--subset"; "100" ] |> ignore
-    let outDir = folder.File "report"
-    vaeOk [ "report"; z2; evae; "--out"; outDir; "--samples"; "36" ] |> ignore
-    let html = File.ReadAllText(Path.Combine(outDir, "index.html"))
-    let referenced = [ for m in Regex.Matches(html, "(?:src|href)=\"([^\"]*)\"") -> m.Groups[1].Value ] |> List.distinct
-    let files = Directory.GetFiles outDir |> Array.map (fun f -> nonNull (Path.GetFileName f)) |> Array.filter ((<>) "index.html") |> Array.sort
-    // Every reference is a plain file name in the folder; every file there is shown; nothing points elsewhere.
-    for r in referenced do
-        Assert.That(r, Does.Match "^[A-Za-z0-9._-]+$", "a relative file name")
-        Assert.That(File.Exists(Path.Combine(outDir, r)), r)
-    Assert.That(referenced |> List.sort |> List.toArray, equals files)
-    Assert.That(html, Does.Not.Contain "http:")
-    Assert.That(html, Does.Not.Contain "https:")
-    for expected in [ "bound.svg"; "active-units.svg"; "z2-shade.svg"; "z2-units.svg"; "z2-scatter.svg"; "z2-scatter.png"; "z2-manifold.png"
-                      "z2-reconstructions.png"; "z2-samples.png"; "evae-epitomes.png"; "evae-shade.svg" ] do
-        Assert.That(files, Does.Contain expected)
-    for f in files do
-        let path = Path.Combine(outDir, f)
-        if f.EndsWith ".svg" then XDocument.Load path |> ignore
-        else Assert.That((File.ReadAllBytes path)[.. 3], equals [| 137uy; 80uy; 78uy; 71uy |], f)
-    Assert.That(html, Does.Contain("z2"))
-    Assert.That(html, Does.Contain("NLL"))
+        testCase "scripts/shade-plot.fsx writes the shade plot and prints one row per unit" <| fun () ->
+            let out = script "shade-plot.fsx"
+            Expect.equal (Regex.Matches(out, @"^\s+\d+\s+unit\s+\d+ \|", RegexOptions.Multiline).Count) 20 out
+            Expect.equal (checkSvgs out |> List.map Path.GetFileName) ([ "vae-shade.svg"; "vae-units.svg" ]) "checkSvgs out |> List.map Path.GetFileName"
 
-[<Test>]
-let ``vae tables lists every run under a folder with its NLL, active units and Parzen estimate`` () =
-    use folder = new TempFolder("vae-analysis-e2e-")
-    let root = mnistRuns.Force()
-    let z2 = Path.Combine(root, "z2")
-    vaeOk [ "eval"; z2; "--k"; "5"; "--subset"; "50" ] |> ignore
-    vaeOk [ "parzen"; z2; "--n"; "300"; "--validation"; "100" ] |> ignore
-    let out = vaeOk [ "tables"; root; "--out"; folder.File "results.md" ]
-    let markdown = File.ReadAllText(folder.File "results.md")
-    Assert.That(out, equals markdown)
-    Assert.That(markdown, Does.Contain "| evae | evae D=8 K=2 s=2 k=1 | 2 |")
-    Assert.That(markdown, Does.Contain "| z2 | vae D=2 k=1 | 2 |")
-    let csv = File.ReadAllLines(folder.File "results.csv")
-    let header = csv[0].Split(',')
-    let z2Row = csv |> Array.find (fun l -> l.StartsWith "z2,")
-    let cell (name: string) = z2Row.Split(',')[Array.IndexOf(header, name)]
-    let eval = RunStore.readEval (Path.Combine(z2, "eval.json"))
-    let parzen = RunStore.readParzen (Path.Combine(z2, RunStore.ParzenFile))
-    let number (s: string) = Double.Parse(s, Globalization.CultureInfo.InvariantCulture)
-    Assert.That(number (cell "nll"), equals eval.Nll)
-    Assert.That(number (cell "parzen_log_likelihood"), equals parzen.LogLikelihood)
-    Assert.That(cell "active_units", equals "2")
-    let evaeRow = csv |> Array.find (fun l -> l.StartsWith "evae,")
-    Assert.That(evaeRow.Split(',')[Array.IndexOf(header, "nll")], equals "", "no eval.json: empty cell")
+        testCase "a D = 20 VAE on synthetic data with d = 5 ends with about d active units" <| fun () ->
+            use folder = new TempFolder("vae-analysis-e2e-")
+            let config = TrainConfig(Dataset = "synthetic", SyntheticDimension = TrueDimension, Latent = 20, Epochs = 20, Seed = 0UL)
+            let data = Trainer.LoadData(config, null, null)
+            let quiet =
+                { new ITrainingProgress with
+                    member _.Info _ = ()
+                    member _.EpochStarted(_, _, _) = ()
+                    member _.BatchCompleted(_, _) = ()
+                    member _.EpochCompleted row = if row.Epoch % 5 = 0 then progress $"epoch {row.Epoch}: {row.ActiveUnits} active units" }
+            let clock = Stopwatch.StartNew()
+            Trainer.Run(config, RunFolder.Create(folder.File "run"), false, data, quiet) |> ignore
+            progress $"trained in {clock.Elapsed.TotalSeconds:F1} s"
+            let stored = RunStore.load (folder.File "run")
+            let history = Activity.history stored
+            let final = Activity.final history
+            let active = Activity.activeCount Activity.DefaultThreshold (final |> Array.map (fun u -> u.Activity))
+            progress $"""final activity: {String.Join(", ", final |> Array.map (fun u -> u.Activity.ToString "G3"))}"""
+            inRange (fst ActiveBand) (snd ActiveBand) active "active"
+            Expect.equal ((RunStore.finalMetrics stored).Value.ActiveUnits) active ("metrics.csv counts the same units")
+            // The same statistic recomputed from the checkpoint over the same test images.
+            let recomputed = Activity.ofRun (TrainedRun.Load stored.Path) None
+            for u in 0 .. 19 do
+                within (float (1e-9 * max 1.0 final[u].Activity)) (float (recomputed[u].Activity)) (float (final[u].Activity)) ($"unit {u}")
+                within (float (1e-9 * max 1.0 final[u].Kl)) (float (recomputed[u].Kl)) (float (final[u].Kl)) ($"unit {u} KL")
 
-[<Test>]
-let ``the analysis commands fail with one clear line for bad input`` () =
-    use folder = new TempFolder("vae-analysis-e2e-")
-    let fails (args: string list) (expected: string) =
-        let code, _, err = vae args
-        Assert.That(code, Is.Not.EqualTo 0, String.Join(' ', args))
-        Assert.That(err, Does.Contain expected, String.Join(' ', args))
-        Assert.That(err, Does.Not.Contain "   at ", "no stack trace")
-    fails [ "report"; folder.Path; "--out"; folder.File "r" ] "config.json"
-    fails [ "activity"; folder.File "missing" ] "does not exist"
-    fails [ "parzen" ] "give either RUN or --samples"
-    fails [ "tables"; folder.Path; "--out"; folder.File "t.md" ] "no run folders"
-    fails [ "tables"; mnistRuns.Force(); "--out"; folder.File "t.csv" ] "Markdown"
-    File.WriteAllText(folder.File "bad.npy", "not numpy")
-    fails [ "parzen"; "--samples"; folder.File "bad.npy" ] "bad.npy"
-    // A run whose metrics.csv lost a column: the error names the file and the column.
-    let copy = folder.File "broken"
-    Directory.CreateDirectory copy |> ignore
-    for f in Directory.GetFiles(Path.Combine(mnistRuns.Force(), "z2")) do
-        File.Copy(f, Path.Combine(copy, nonNull (Path.GetFileName f)))
-    let metrics = Path.Combine(copy, "metrics.csv")
-    let lines = File.ReadAllLines metrics
-    File.WriteAllLines(metrics, lines |> Array.map (fun l -> String.Join(',', l.Split(',') |> Array.removeAt 5)))
-    fails [ "report"; copy; "--out"; folder.File "r2" ] "column 'kl'"
-    fails [ "tables"; folder.Path; "--out"; folder.File "t2.md" ] "metrics.csv"
+        testCase "vae activity prints the units and writes the CSV" <| fun () ->
+            use folder = new TempFolder("vae-analysis-e2e-")
+            let z2 = Path.Combine(mnistRuns.Force(), "z2")
+            let out = vaeOk [ "activity"; z2; "--threshold"; "0.02"; "--csv"; folder.File "units.csv" ]
+            Expect.stringContains out ("over 10000 test images (population variance)") "out"
+            let train = vaeOk [ "activity"; z2; "--split"; "train"; "--subset"; "700" ]
+            Expect.stringContains train ("over 700 train images") "train"
+            Expect.stringContains out ("active units (of 2):") "out"
+            Expect.stringContains out ("at 0.02") "out"
+            let lines = File.ReadAllLines(folder.File "units.csv")
+            Expect.equal (lines[0]) ("unit,activity,kl,active") "lines[0]"
+            Expect.equal lines.Length 3 "lines.Length"
+
+        testCase "vae parzen scores a run and the same samples from a .npy file identically" <| fun () ->
+            use folder = new TempFolder("vae-analysis-e2e-")
+            let z2 = Path.Combine(mnistRuns.Force(), "z2")
+            vaeOk [ "sample"; z2; "--n"; "800"; "--npy"; folder.File "samples.npy" ] |> ignore
+            vaeOk [ "parzen"; "--samples"; folder.File "samples.npy"; "--validation"; "200"; "--json"; folder.File "from-npy.json" ] |> ignore
+            let out = vaeOk [ "parzen"; z2; "--n"; "800"; "--validation"; "200" ]
+            Expect.stringContains out ("Parzen log-likelihood =") "out"
+            let fromRun = RunStore.readParzen (Path.Combine(z2, RunStore.ParzenFile))
+            let fromNpy = RunStore.readParzen (folder.File "from-npy.json")
+            Expect.equal fromRun fromNpy "fromRun"
+            Expect.equal ((fromRun.NSamples, fromRun.NValidation, fromRun.NTest)) ((800, 200, 10000)) "(fromRun.NSamples, fromRun.NValidation, fromRun.NTest)"
+            Expect.contains Parzen.SigmaGrid fromRun.Sigma "sigma is a grid point"
+            let fixedSigma = vaeOk [ "parzen"; "--samples"; folder.File "samples.npy"; "--sigma"; "0.2"; "--validation"; "200" ]
+            Expect.stringContains fixedSigma ("sigma = 0.2000") "fixedSigma"
+
+        testCase "vae parzen runs the full protocol (10,000 samples, 1,000 validation, 10,000 test images)" <| fun () ->
+            use folder = new TempFolder("vae-analysis-e2e-")
+            let evae = Path.Combine(mnistRuns.Force(), "evae")
+            let clock = Stopwatch.StartNew()
+            let out = vaeOk [ "parzen"; evae; "--json"; folder.File "parzen.json" ]
+            progress $"full Parzen protocol: {clock.Elapsed.TotalSeconds:F1} s wall, including process start and MNIST load: {out.Trim()}"
+            let result = RunStore.readParzen (folder.File "parzen.json")
+            Expect.equal ((result.NSamples, result.NValidation, result.NTest, result.SigmaSearch.Length)) ((10000, 1000, 10000, 10)) "(result.NSamples, result.NValidation, result.NTest, result.SigmaSearch.Length)"
+            Expect.isTrue (Double.IsFinite result.LogLikelihood && result.StandardError > 0.0) ($"{result}")
+
+        testCase "vae report writes an offline page that references only the files it wrote" <| fun () ->
+            use folder = new TempFolder("vae-analysis-e2e-")
+            let root = mnistRuns.Force()
+            let z2, evae = Path.Combine(root, "z2"), Path.Combine(root, "evae")
+            vaeOk [ "eval"; z2; "--k"; "10"; "--subset"; "100" ] |> ignore
+            let outDir = folder.File "report"
+            vaeOk [ "report"; z2; evae; "--out"; outDir; "--samples"; "36" ] |> ignore
+            let html = File.ReadAllText(Path.Combine(outDir, "index.html"))
+            let referenced = [ for m in Regex.Matches(html, "(?:src|href)=\"([^\"]*)\"") -> m.Groups[1].Value ] |> List.distinct
+            let files = Directory.GetFiles outDir |> Array.map (fun f -> nonNull (Path.GetFileName f)) |> Array.filter ((<>) "index.html") |> Array.sort
+            // Every reference is a plain file name in the folder; every file there is shown; nothing points elsewhere.
+            for r in referenced do
+                Expect.isMatch r ("^[A-Za-z0-9._-]+$") ("a relative file name")
+                Expect.isTrue (File.Exists(Path.Combine(outDir, r))) r
+            Expect.equal (referenced |> List.sort |> List.toArray) files "referenced |> List.sort |> List.toArray"
+            notContains html ("http:") "html"
+            notContains html ("https:") "html"
+            for expected in [ "bound.svg"; "active-units.svg"; "z2-shade.svg"; "z2-units.svg"; "z2-scatter.svg"; "z2-scatter.png"; "z2-manifold.png"
+                              "z2-reconstructions.png"; "z2-samples.png"; "evae-epitomes.png"; "evae-shade.svg" ] do
+                Expect.contains files expected "the report's files"
+            for f in files do
+                let path = Path.Combine(outDir, f)
+                if f.EndsWith ".svg" then XDocument.Load path |> ignore
+                else Expect.equal ((File.ReadAllBytes path)[.. 3]) ([| 137uy; 80uy; 78uy; 71uy |]) f
+            Expect.stringContains html ("z2") "html"
+            Expect.stringContains html ("NLL") "html"
+
+        testCase "vae tables lists every run under a folder with its NLL, active units and Parzen estimate" <| fun () ->
+            use folder = new TempFolder("vae-analysis-e2e-")
+            let root = mnistRuns.Force()
+            let z2 = Path.Combine(root, "z2")
+            vaeOk [ "eval"; z2; "--k"; "5"; "--subset"; "50" ] |> ignore
+            vaeOk [ "parzen"; z2; "--n"; "300"; "--validation"; "100" ] |> ignore
+            let out = vaeOk [ "tables"; root; "--out"; folder.File "results.md" ]
+            let markdown = File.ReadAllText(folder.File "results.md")
+            Expect.equal out markdown "out"
+            Expect.stringContains markdown ("| evae | evae D=8 K=2 s=2 k=1 | 2 |") "markdown"
+            Expect.stringContains markdown ("| z2 | vae D=2 k=1 | 2 |") "markdown"
+            let csv = File.ReadAllLines(folder.File "results.csv")
+            let header = csv[0].Split(',')
+            let z2Row = csv |> Array.find (fun l -> l.StartsWith "z2,")
+            let cell (name: string) = z2Row.Split(',')[Array.IndexOf(header, name)]
+            let eval = RunStore.readEval (Path.Combine(z2, "eval.json"))
+            let parzen = RunStore.readParzen (Path.Combine(z2, RunStore.ParzenFile))
+            let number (s: string) = Double.Parse(s, Globalization.CultureInfo.InvariantCulture)
+            Expect.equal (number (cell "nll")) eval.Nll "number (cell \"nll\")"
+            Expect.equal (number (cell "parzen_log_likelihood")) parzen.LogLikelihood "number (cell \"parzen_log_likelihood\")"
+            Expect.equal (cell "active_units") ("2") "cell \"active_units\""
+            let evaeRow = csv |> Array.find (fun l -> l.StartsWith "evae,")
+            Expect.equal (evaeRow.Split(',')[Array.IndexOf(header, "nll")]) ("") ("no eval.json: empty cell")
+
+        testCase "the analysis commands fail with one clear line for bad input" <| fun () ->
+            use folder = new TempFolder("vae-analysis-e2e-")
+            let fails (args: string list) (expected: string) =
+                let code, _, err = vae args
+                Expect.notEqual code 0 (String.Join(' ', args))
+                Expect.stringContains err expected (String.Join(' ', args))
+                notContains err ("   at ") ("no stack trace")
+            fails [ "report"; folder.Path; "--out"; folder.File "r" ] "config.json"
+            fails [ "activity"; folder.File "missing" ] "does not exist"
+            fails [ "parzen" ] "give either RUN or --samples"
+            fails [ "tables"; folder.Path; "--out"; folder.File "t.md" ] "no run folders"
+            fails [ "tables"; mnistRuns.Force(); "--out"; folder.File "t.csv" ] "Markdown"
+            File.WriteAllText(folder.File "bad.npy", "not numpy")
+            fails [ "parzen"; "--samples"; folder.File "bad.npy" ] "bad.npy"
+            // A run whose metrics.csv lost a column: the error names the file and the column.
+            let copy = folder.File "broken"
+            Directory.CreateDirectory copy |> ignore
+            for f in Directory.GetFiles(Path.Combine(mnistRuns.Force(), "z2")) do
+                File.Copy(f, Path.Combine(copy, nonNull (Path.GetFileName f)))
+            let metrics = Path.Combine(copy, "metrics.csv")
+            let lines = File.ReadAllLines metrics
+            File.WriteAllLines(metrics, lines |> Array.map (fun l -> String.Join(',', l.Split(',') |> Array.removeAt 5)))
+            fails [ "report"; copy; "--out"; folder.File "r2" ] "column 'kl'"
+            fails [ "tables"; folder.Path; "--out"; folder.File "t2.md" ] "metrics.csv"
+    ]

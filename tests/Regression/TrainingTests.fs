@@ -15,7 +15,7 @@ module VaeResearch.Regression.TrainingTests
 
 open System
 open System.IO
-open NUnit.Framework
+open Expecto
 open VaeResearch
 open VaeResearch.Data
 open VaeResearch.Engine
@@ -52,8 +52,6 @@ let GoldenMetrics =
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// NUnit equality on any value (arrays, lists and sequences compare element-wise).
 
 /// Runs body with the engine at Threads workers, restoring the previous setting.
 let withThreads (body: unit -> unit) =
@@ -92,138 +90,17 @@ let checkpointBits (path: string) =
 let assertSameCheckpoint (expected: string) (actual: string) =
     let et, em = checkpointBits expected
     let at, am = checkpointBits actual
-    Assert.That(at |> List.map (fun (n, s, _) -> n, s), equals (et |> List.map (fun (n, s, _) -> n, s)), "tensor names and shapes")
+    Expect.equal (at |> List.map (fun (n, s, _) -> n, s)) (et |> List.map (fun (n, s, _) -> n, s)) ("tensor names and shapes")
     for (name, _, e), (_, _, a) in List.zip et at do
         let diff = Array.fold2 (fun count x y -> if x = y then count else count + 1) 0 e a
-        Assert.That(diff, equals 0, $"{name}: {diff} of {e.Length} values differ in their bits")
-    Assert.That(am, equals em, "metadata (format, epoch, adam_step)")
+        Expect.equal diff 0 ($"{name}: {diff} of {e.Length} values differ in their bits")
+    Expect.equal am em ("metadata (format, epoch, adam_step)")
 
 /// Files in a folder whose names mark a temporary or half-written file (AtomicFile writes `.NAME.PID.GUID.tmp`).
 let leftovers (path: string) =
     Directory.GetFiles path |> Array.map (Path.GetFileName >> nonNull) |> Array.filter (fun f -> f.StartsWith '.' || f.EndsWith ".tmp")
 
 let entries (path: string) = Directory.GetFileSystemEntries path |> Array.map (Path.GetFileName >> nonNull) |> Array.sort
-
-// ---------------------------------------------------------------------------------------------
-// 1. Golden metrics
-
-[<Test>]
-let ``a fixed-seed run on 5,000 MNIST images reproduces its golden metrics`` () =
-    withThreads (fun () ->
-        use folder = new TempFolder("vae-training-test-")
-        let result = train (goldenConfig 3) (folder.Sub "golden")
-        let rows = metricsOf (folder.Sub "golden")
-        Assert.That(rows |> Seq.map withoutSeconds, equals (result.Metrics |> Seq.map withoutSeconds), "metrics.csv holds what Run returned")
-        Assert.That(rows.Count, equals GoldenMetrics.Length)
-        for row, (epoch, lr, beta, trainBound, testBound, kl, active) in Seq.zip rows GoldenMetrics do
-            let close (name: string) (actual: float) (expected: float) =
-                Assert.That(actual, (equals (expected)).Within(GoldenRelTol * abs expected), $"epoch {epoch}: {name} = {actual:R}, golden {expected:R}")
-            Assert.That((row.Epoch, row.Lr, row.Beta), equals ((epoch, lr, beta)))
-            close "train_bound" row.TrainBound trainBound
-            close "test_bound" row.TestBound testBound
-            close "kl" row.Kl kl
-            // The units' activities are at least 0.006 from the 0.01 threshold (40 % of it): the count is exact.
-            Assert.That(row.ActiveUnits, equals active, $"epoch {epoch}: active units")
-            Assert.That(row.Seconds, Is.GreaterThan 0.0)
-        // activity.csv: one row per epoch and unit, whose per-unit KL sums to the metrics' KL.
-        let activity = RunCsv.ReadActivity(folder.Sub "golden/activity.csv")
-        Assert.That(activity.Count, equals (3 * 10))
-        for row in rows do
-            let units = activity |> Seq.filter (fun a -> a.Epoch = row.Epoch) |> Seq.toList
-            Assert.That(units |> List.map (fun a -> a.Unit), equals [ 0..9 ])
-            Assert.That(units |> List.sumBy (fun a -> a.Kl), (equals (row.Kl)).Within(1e-9 * row.Kl))
-            Assert.That(units |> List.filter (fun a -> a.Activity > 0.01) |> List.length, equals row.ActiveUnits))
-
-[<Test>]
-let ``the golden tolerance can fail: another seed lands outside it`` () =
-    withThreads (fun () ->
-        use folder = new TempFolder("vae-training-test-")
-        let config = TrainConfig(Latent = 10, Hidden = [| 100; 100 |], Epochs = 1, TrainSubset = Nullable 5000, TestSubset = Nullable 1000, Seed = 8UL)
-        let row = (train config (folder.Sub "seed8")).Metrics[0]
-        let _, _, _, trainBound, testBound, _, _ = GoldenMetrics.Head
-        Assert.That(abs (row.TrainBound - trainBound), Is.GreaterThan(GoldenRelTol * abs trainBound), "train bound")
-        Assert.That(abs (row.TestBound - testBound), Is.GreaterThan(GoldenRelTol * abs testBound), "test bound"))
-
-// ---------------------------------------------------------------------------------------------
-// 2-3. Resume
-
-[<Test>]
-let ``a run stopped after epoch 2 and resumed equals the uninterrupted run bit for bit`` () =
-    withThreads (fun () ->
-        use folder = new TempFolder("vae-training-test-")
-        let a, b = folder.Sub "straight", folder.Sub "stopped"
-        let straight = train (goldenConfig 3) a
-        train (goldenConfig 2) b |> ignore
-        let (_, metadata) = checkpointBits b
-        Assert.That(metadata |> List.find (fun (k, _) -> k = "epoch") |> snd, equals "2")
-        let resumed = resume (goldenConfig 3) b
-        assertSameCheckpoint a b
-        Assert.That(metricsOf b |> Seq.map withoutSeconds, equals (metricsOf a |> Seq.map withoutSeconds), "metrics.csv except seconds")
-        Assert.That(resumed.Metrics |> Seq.map withoutSeconds, equals (straight.Metrics |> Seq.map withoutSeconds), "returned metrics, incl. the rows before the resume")
-        Assert.That(File.ReadAllBytes(Path.Combine(b, "activity.csv")), equals (File.ReadAllBytes(Path.Combine(a, "activity.csv"))), "activity.csv")
-        // The resumed model is the uninterrupted one: same weights in memory too.
-        let weights (r: TrainingResult) = r.Model.StateDict() |> Seq.map (fun t -> t.Name, t.Data |> Array.map BitConverter.SingleToInt32Bits) |> Seq.toList
-        for (name, w), (_, v) in List.zip (weights straight) (weights resumed) do
-            Assert.That(v, equals w, $"{name} in memory")
-        // Resuming a finished run trains nothing and changes nothing.
-        let before = File.ReadAllBytes(Path.Combine(b, "checkpoint.safetensors"))
-        let again = resume (goldenConfig 3) b
-        Assert.That(again.Metrics.Count, equals 3)
-        Assert.That(File.ReadAllBytes(Path.Combine(b, "checkpoint.safetensors")), equals before))
-
-[<Test>]
-let ``a run killed after writing epoch 3's metrics but before its checkpoint resumes correctly`` () =
-    withThreads (fun () ->
-        use folder = new TempFolder("vae-training-test-")
-        let a, b = folder.Sub "straight", folder.Sub "killed"
-        train (goldenConfig 3) a |> ignore
-        train (goldenConfig 2) b |> ignore
-        // The kill: epoch 3 wrote metrics.csv and activity.csv (here with wrong values, so their
-        // replacement shows) and died before replacing the epoch-2 checkpoint; AtomicFile's temporary
-        // checkpoint file is left behind.
-        let metrics = Path.Combine(b, "metrics.csv")
-        let stale = (metricsOf a)[2]
-        let staleRow = MetricsRow(3, stale.Lr, stale.Beta, stale.TrainBound, 12345.0, -1.0, 77, stale.Seconds)
-        RunCsv.WriteMetrics(metrics, Seq.append (metricsOf b) [ staleRow ])
-        let activity = Path.Combine(b, "activity.csv")
-        let staleActivity = [ for u in 0..9 -> ActivityRow(3, u, 99.0, 99.0) ]
-        RunCsv.WriteActivity(activity, Seq.append (RunCsv.ReadActivity activity) staleActivity)
-        let temp = Path.Combine(b, $".checkpoint.safetensors.99999.{Guid.NewGuid():N}.tmp")
-        File.WriteAllBytes(temp, Array.create 100 0uy)
-        Assert.That((metricsOf b).Count, equals 3, "the stale row is there before the resume")
-        resume (goldenConfig 3) b |> ignore
-        assertSameCheckpoint a b
-        Assert.That(metricsOf b |> Seq.map withoutSeconds, equals (metricsOf a |> Seq.map withoutSeconds), "the stale epoch-3 row is replaced")
-        Assert.That(File.ReadAllBytes activity, equals (File.ReadAllBytes(Path.Combine(a, "activity.csv"))), "stale activity rows replaced")
-        // The run still opens and loads as a trained run.
-        Assert.That((TrainedRun.Load b).Epoch, equals 3))
-
-// ---------------------------------------------------------------------------------------------
-// 4. Run folders
-
-[<Test>]
-let ``RunFolder Create refuses a folder that already holds a trained run, and Open names a folder that is not one`` () =
-    use folder = new TempFolder("vae-training-test-")
-    let run = RunFolder.Create(folder.Sub "run")
-    run.WriteConfig(goldenConfig 1)
-    // A run that never completed an epoch holds nothing to keep: its folder is reused.
-    Assert.That(RunFolder.Create(folder.Sub "run").Path, equals (Path.GetFullPath(folder.Sub "run")))
-    // A checkpoint marks a trained run.
-    File.WriteAllBytes(Path.Combine(folder.Sub "run", "checkpoint.safetensors"), [| 0uy |])
-    let e = throws<VaeResearchException> (fun () -> RunFolder.Create(folder.Sub "run") |> ignore)
-    Assert.That(e.Message, Does.Contain(folder.Sub "run").And.Contain("already holds a trained run").And.Contain("--resume"))
-    // An empty existing folder is fine.
-    let empty = folder.Sub "empty"
-    Directory.CreateDirectory empty |> ignore
-    Assert.That(RunFolder.Create(empty).Path, equals (Path.GetFullPath empty))
-    // Open: a missing folder and a folder without config.json are named in the error.
-    let missing = folder.Sub "missing"
-    Assert.That((throws<VaeResearchException> (fun () -> RunFolder.Open missing |> ignore)).Message, Does.Contain missing)
-    let e = throws<VaeResearchException> (fun () -> RunFolder.Open empty |> ignore)
-    Assert.That(e.Message, Does.Contain(empty).And.Contain("config.json"))
-    let fresh = RunFolder.Create(folder.Sub "fresh")
-    let e = throws<VaeResearchException> (fun () -> fresh.LoadCheckpoint(ModelFactory.Build(goldenConfig 1, 784, Rng 0UL)) |> ignore)
-    Assert.That(e.Message, Does.Contain "no checkpoint")
 
 // ---------------------------------------------------------------------------------------------
 // 5. Divergence
@@ -235,48 +112,6 @@ let AbsurdLr = 1e6
 let smallConfig epochs lr =
     TrainConfig(Latent = 10, Hidden = [| 100; 100 |], Epochs = epochs, TrainSubset = Nullable 1000, TestSubset = Nullable 200, Seed = 3UL, Lr = lr)
 
-[<Test>]
-let ``a diverging fresh run raises TrainingDivergedException and leaves no checkpoint or partial file`` () =
-    withThreads (fun () ->
-        use folder = new TempFolder("vae-training-test-")
-        let path = folder.Sub "diverged"
-        let e = throws<TrainingDivergedException> (fun () -> train (smallConfig 2 AbsurdLr) path |> ignore)
-        Assert.That(e.Epoch, equals 1)
-        Assert.That(e.Message, Does.Contain("training diverged in epoch 1").And.Contain("no checkpoint").And.Contain("--lr"))
-        Assert.That(entries path, equals [| "config.json" |], "only the configuration: no checkpoint, metrics or temporary file"))
-
-[<Test>]
-let ``divergence after a good epoch keeps the previous checkpoint and metrics byte for byte`` () =
-    withThreads (fun () ->
-        use folder = new TempFolder("vae-training-test-")
-        let path = folder.Sub "run"
-        train (smallConfig 1 1e-3) path |> ignore
-        let snapshot () = entries path |> Array.map (fun f -> f, File.ReadAllBytes(Path.Combine(path, f)))
-        Assert.That(snapshot () |> Array.map fst, equals [| "activity.csv"; "checkpoint.safetensors"; "config.json"; "metrics.csv" |])
-        // Poison one weight of the saved model, as a bad update would: the resumed epoch 2 diverges at once.
-        let checkpoint = Path.Combine(path, "checkpoint.safetensors")
-        let content = Safetensors.Load checkpoint
-        let poisoned =
-            content.Tensors
-            |> Seq.map (fun t ->
-                if t.Name = "decoder.logits.bias" then
-                    let data = Array.copy t.Data
-                    data[0] <- nanf
-                    NamedTensor(t.Name, t.Shape, data)
-                else t)
-            |> Seq.toArray
-        Safetensors.Save(checkpoint, poisoned, content.Metadata)
-        let before = snapshot ()
-        let e = throws<TrainingDivergedException> (fun () -> resume (smallConfig 2 1e-3) path |> ignore)
-        Assert.That(e.Epoch, equals 2)
-        Assert.That(e.Message, Does.Contain "last good checkpoint (epoch 1) is kept")
-        let after = snapshot ()
-        Assert.That(after |> Array.map fst, equals (before |> Array.map fst), "no new or temporary file")
-        for (name, a), (_, b) in Array.zip before after do
-            Assert.That(b, equals a, $"{name} unchanged")
-        // The error names the epoch whose checkpoint is kept; the run's settings stay those it was trained with.
-        Assert.That(e.Message, Does.Contain path))
-
 // ---------------------------------------------------------------------------------------------
 // 6. eVAE and mVAE
 
@@ -284,38 +119,198 @@ let MetricsHeader = "epoch,lr,beta,train_bound,test_bound,kl,active_units,second
 let ActivityHeader = "epoch,unit,activity,kl"
 let AssignmentsHeader = "epoch,epitome,count"
 
-[<TestCase("evae", 10, 2, 2)>]
-[<TestCase("evae", 10, 4, 2)>]
-[<TestCase("mvae", 10, 5, 5)>]
-let ``eVAE and mVAE train an epoch on 1,000 images and write the documented columns`` (model: string, latent: int, size: int, stride: int) =
-    withThreads (fun () ->
-        use folder = new TempFolder("vae-training-test-")
-        let path = folder.Sub model
-        let kind = if model = "evae" then ModelKind.Evae else ModelKind.Mvae
-        let config =
-            TrainConfig(Model = kind, Latent = latent, EpitomeSize = Nullable size, EpitomeStride = Nullable stride, Hidden = [| 100; 100 |],
-                        Epochs = 1, TrainSubset = Nullable 1000, TestSubset = Nullable 200, Seed = 5UL)
-        let result = train config path
-        let groups = (latent - size) / stride + 1
-        Assert.That(result.Model.Groups, equals groups)
-        let lines name = File.ReadAllLines(Path.Combine(path, name))
-        let metrics = lines "metrics.csv"
-        Assert.That(metrics[0], equals MetricsHeader)
-        Assert.That(metrics.Length, equals 2, "one row per epoch")
-        let row = metricsOf path |> Seq.exactlyOne
-        Assert.That((row.Epoch, row.Lr, row.Beta), equals ((1, 1e-3, 1.0)))
-        Assert.That([ row.TrainBound; row.TestBound; row.Kl ] |> List.forall Double.IsFinite)
-        Assert.That(row.TestBound, Is.LessThan 0.0)
-        Assert.That(row.TestBound, Is.GreaterThan(-784.0 * log 2.0), "better than a uniform Bernoulli model")
-        Assert.That(row.ActiveUnits, Is.InRange(0, latent))
-        let activity = lines "activity.csv"
-        Assert.That(activity[0], equals ActivityHeader)
-        Assert.That(activity.Length - 1, equals latent, "one row per unit")
-        let assignments = lines "assignments.csv"
-        Assert.That(assignments[0], equals AssignmentsHeader)
-        let counts = RunCsv.ReadAssignments(Path.Combine(path, "assignments.csv"))
-        Assert.That(counts |> Seq.map (fun r -> r.Epitome), equals [ 0 .. groups - 1 ])
-        Assert.That(counts |> Seq.sumBy (fun r -> r.Count), equals 1000, "every training image assigned once")
-        // The checkpoint loads back into the same kind of model.
-        let trained = TrainedRun.Load path
-        Assert.That((trained.Epoch, trained.Model.Groups, trained.Model.Latent), equals ((1, groups, latent))))
+// ---------------------------------------------------------------------------------------------
+
+/// The tests of this module.
+let tests =
+    testList "Training" [
+
+        // ---------------------------------------------------------------------------------------------
+        // 1. Golden metrics
+        testCase "a fixed-seed run on 5,000 MNIST images reproduces its golden metrics" <| fun () ->
+            withThreads (fun () ->
+                use folder = new TempFolder("vae-training-test-")
+                let result = train (goldenConfig 3) (folder.Sub "golden")
+                let rows = metricsOf (folder.Sub "golden")
+                Expect.equal (rows |> Seq.map withoutSeconds |> List.ofSeq) (result.Metrics |> Seq.map withoutSeconds |> List.ofSeq) ("metrics.csv holds what Run returned")
+                Expect.equal rows.Count GoldenMetrics.Length "rows.Count"
+                for row, (epoch, lr, beta, trainBound, testBound, kl, active) in Seq.zip rows GoldenMetrics do
+                    let close (name: string) (actual: float) (expected: float) =
+                        within (GoldenRelTol * abs expected) actual expected $"epoch {epoch} {name}"
+                    Expect.equal ((row.Epoch, row.Lr, row.Beta)) ((epoch, lr, beta)) "(row.Epoch, row.Lr, row.Beta)"
+                    close "train_bound" row.TrainBound trainBound
+                    close "test_bound" row.TestBound testBound
+                    close "kl" row.Kl kl
+                    // The units' activities are at least 0.006 from the 0.01 threshold (40 % of it): the count is exact.
+                    Expect.equal row.ActiveUnits active ($"epoch {epoch}: active units")
+                    Expect.isGreaterThan row.Seconds 0.0 "row.Seconds"
+                // activity.csv: one row per epoch and unit, whose per-unit KL sums to the metrics' KL.
+                let activity = RunCsv.ReadActivity(folder.Sub "golden/activity.csv")
+                Expect.equal activity.Count (3 * 10) "activity.Count"
+                for row in rows do
+                    let units = activity |> Seq.filter (fun a -> a.Epoch = row.Epoch) |> Seq.toList
+                    Expect.equal (units |> List.map (fun a -> a.Unit)) ([ 0..9 ]) "units |> List.map (fun a -> a.Unit)"
+                    within (float (1e-9 * row.Kl)) ((units |> List.sumBy (fun a -> a.Kl)) |> float) ((row.Kl) |> float) "units |> List.sumBy (fun a -> a.Kl"
+                    Expect.equal (units |> List.filter (fun a -> a.Activity > 0.01) |> List.length) row.ActiveUnits "units |> List.filter (fun a -> a.Activity > 0.01) |> List.length")
+
+        testCase "the golden tolerance can fail: another seed lands outside it" <| fun () ->
+            withThreads (fun () ->
+                use folder = new TempFolder("vae-training-test-")
+                let config = TrainConfig(Latent = 10, Hidden = [| 100; 100 |], Epochs = 1, TrainSubset = Nullable 5000, TestSubset = Nullable 1000, Seed = 8UL)
+                let row = (train config (folder.Sub "seed8")).Metrics[0]
+                let _, _, _, trainBound, testBound, _, _ = GoldenMetrics.Head
+                Expect.isGreaterThan (abs (row.TrainBound - trainBound)) (GoldenRelTol * abs trainBound) ("train bound")
+                Expect.isGreaterThan (abs (row.TestBound - testBound)) (GoldenRelTol * abs testBound) ("test bound"))
+
+        // ---------------------------------------------------------------------------------------------
+        // 2-3. Resume
+        testCase "a run stopped after epoch 2 and resumed equals the uninterrupted run bit for bit" <| fun () ->
+            withThreads (fun () ->
+                use folder = new TempFolder("vae-training-test-")
+                let a, b = folder.Sub "straight", folder.Sub "stopped"
+                let straight = train (goldenConfig 3) a
+                train (goldenConfig 2) b |> ignore
+                let (_, metadata) = checkpointBits b
+                Expect.equal (metadata |> List.find (fun (k, _) -> k = "epoch") |> snd) ("2") "metadata |> List.find (fun (k, _) -> k = \"epoch\") |> snd"
+                let resumed = resume (goldenConfig 3) b
+                assertSameCheckpoint a b
+                Expect.equal (metricsOf b |> Seq.map withoutSeconds |> List.ofSeq) (metricsOf a |> Seq.map withoutSeconds |> List.ofSeq) ("metrics.csv except seconds")
+                Expect.equal (resumed.Metrics |> Seq.map withoutSeconds |> List.ofSeq) (straight.Metrics |> Seq.map withoutSeconds |> List.ofSeq) ("returned metrics, incl. the rows before the resume")
+                Expect.equal (File.ReadAllBytes(Path.Combine(b, "activity.csv"))) (File.ReadAllBytes(Path.Combine(a, "activity.csv"))) ("activity.csv")
+                // The resumed model is the uninterrupted one: same weights in memory too.
+                let weights (r: TrainingResult) = r.Model.StateDict() |> Seq.map (fun t -> t.Name, t.Data |> Array.map BitConverter.SingleToInt32Bits) |> Seq.toList
+                for (name, w), (_, v) in List.zip (weights straight) (weights resumed) do
+                    Expect.equal v w ($"{name} in memory")
+                // Resuming a finished run trains nothing and changes nothing.
+                let before = File.ReadAllBytes(Path.Combine(b, "checkpoint.safetensors"))
+                let again = resume (goldenConfig 3) b
+                Expect.equal again.Metrics.Count 3 "again.Metrics.Count"
+                Expect.equal (File.ReadAllBytes(Path.Combine(b, "checkpoint.safetensors"))) before "File.ReadAllBytes(Path.Combine(b, \"checkpoint.safetensors\"))")
+
+        testCase "a run killed after writing epoch 3's metrics but before its checkpoint resumes correctly" <| fun () ->
+            withThreads (fun () ->
+                use folder = new TempFolder("vae-training-test-")
+                let a, b = folder.Sub "straight", folder.Sub "killed"
+                train (goldenConfig 3) a |> ignore
+                train (goldenConfig 2) b |> ignore
+                // The kill: epoch 3 wrote metrics.csv and activity.csv (here with wrong values, so their
+                // replacement shows) and died before replacing the epoch-2 checkpoint; AtomicFile's temporary
+                // checkpoint file is left behind.
+                let metrics = Path.Combine(b, "metrics.csv")
+                let stale = (metricsOf a)[2]
+                let staleRow = MetricsRow(3, stale.Lr, stale.Beta, stale.TrainBound, 12345.0, -1.0, 77, stale.Seconds)
+                RunCsv.WriteMetrics(metrics, Seq.append (metricsOf b) [ staleRow ])
+                let activity = Path.Combine(b, "activity.csv")
+                let staleActivity = [ for u in 0..9 -> ActivityRow(3, u, 99.0, 99.0) ]
+                RunCsv.WriteActivity(activity, Seq.append (RunCsv.ReadActivity activity) staleActivity)
+                let temp = Path.Combine(b, $".checkpoint.safetensors.99999.{Guid.NewGuid():N}.tmp")
+                File.WriteAllBytes(temp, Array.create 100 0uy)
+                Expect.equal ((metricsOf b).Count) 3 ("the stale row is there before the resume")
+                resume (goldenConfig 3) b |> ignore
+                assertSameCheckpoint a b
+                Expect.equal (metricsOf b |> Seq.map withoutSeconds |> List.ofSeq) (metricsOf a |> Seq.map withoutSeconds |> List.ofSeq) ("the stale epoch-3 row is replaced")
+                Expect.equal (File.ReadAllBytes activity) (File.ReadAllBytes(Path.Combine(a, "activity.csv"))) ("stale activity rows replaced")
+                // The run still opens and loads as a trained run.
+                Expect.equal ((TrainedRun.Load b).Epoch) 3 "(TrainedRun.Load b).Epoch")
+
+        // ---------------------------------------------------------------------------------------------
+        // 4. Run folders
+        testCase "RunFolder Create refuses a folder that already holds a trained run, and Open names a folder that is not one" <| fun () ->
+            use folder = new TempFolder("vae-training-test-")
+            let run = RunFolder.Create(folder.Sub "run")
+            run.WriteConfig(goldenConfig 1)
+            // A run that never completed an epoch holds nothing to keep: its folder is reused.
+            Expect.equal (RunFolder.Create(folder.Sub "run").Path) (Path.GetFullPath(folder.Sub "run")) "RunFolder.Create(folder.Sub \"run\").Path"
+            // A checkpoint marks a trained run.
+            File.WriteAllBytes(Path.Combine(folder.Sub "run", "checkpoint.safetensors"), [| 0uy |])
+            let e = throws<VaeResearchException> (fun () -> RunFolder.Create(folder.Sub "run") |> ignore)
+            (Expect.stringContains e.Message (folder.Sub "run") ("e.Message"); Expect.stringContains e.Message ("already holds a trained run") ("e.Message"); Expect.stringContains e.Message ("--resume") ("e.Message"))
+            // An empty existing folder is fine.
+            let empty = folder.Sub "empty"
+            Directory.CreateDirectory empty |> ignore
+            Expect.equal (RunFolder.Create(empty).Path) (Path.GetFullPath empty) "RunFolder.Create(empty).Path"
+            // Open: a missing folder and a folder without config.json are named in the error.
+            let missing = folder.Sub "missing"
+            Expect.stringContains ((throws<VaeResearchException> (fun () -> RunFolder.Open missing |> ignore)).Message) missing "(throws<VaeResearchException> (fun () -> RunFolder.Open missing |> ignore)).Message"
+            let e = throws<VaeResearchException> (fun () -> RunFolder.Open empty |> ignore)
+            (Expect.stringContains e.Message empty ("e.Message"); Expect.stringContains e.Message ("config.json") ("e.Message"))
+            let fresh = RunFolder.Create(folder.Sub "fresh")
+            let e = throws<VaeResearchException> (fun () -> fresh.LoadCheckpoint(ModelFactory.Build(goldenConfig 1, 784, Rng 0UL)) |> ignore)
+            Expect.stringContains e.Message ("no checkpoint") "e.Message"
+
+        testCase "a diverging fresh run raises TrainingDivergedException and leaves no checkpoint or partial file" <| fun () ->
+            withThreads (fun () ->
+                use folder = new TempFolder("vae-training-test-")
+                let path = folder.Sub "diverged"
+                let e = throws<TrainingDivergedException> (fun () -> train (smallConfig 2 AbsurdLr) path |> ignore)
+                Expect.equal e.Epoch 1 "e.Epoch"
+                (Expect.stringContains e.Message ("training diverged in epoch 1") ("e.Message"); Expect.stringContains e.Message ("no checkpoint") ("e.Message"); Expect.stringContains e.Message ("--lr") ("e.Message"))
+                Expect.equal (entries path) ([| "config.json" |]) ("only the configuration: no checkpoint, metrics or temporary file"))
+
+        testCase "divergence after a good epoch keeps the previous checkpoint and metrics byte for byte" <| fun () ->
+            withThreads (fun () ->
+                use folder = new TempFolder("vae-training-test-")
+                let path = folder.Sub "run"
+                train (smallConfig 1 1e-3) path |> ignore
+                let snapshot () = entries path |> Array.map (fun f -> f, File.ReadAllBytes(Path.Combine(path, f)))
+                Expect.equal (snapshot () |> Array.map fst) ([| "activity.csv"; "checkpoint.safetensors"; "config.json"; "metrics.csv" |]) "snapshot () |> Array.map fst"
+                // Poison one weight of the saved model, as a bad update would: the resumed epoch 2 diverges at once.
+                let checkpoint = Path.Combine(path, "checkpoint.safetensors")
+                let content = Safetensors.Load checkpoint
+                let poisoned =
+                    content.Tensors
+                    |> Seq.map (fun t ->
+                        if t.Name = "decoder.logits.bias" then
+                            let data = Array.copy t.Data
+                            data[0] <- nanf
+                            NamedTensor(t.Name, t.Shape, data)
+                        else t)
+                    |> Seq.toArray
+                Safetensors.Save(checkpoint, poisoned, content.Metadata)
+                let before = snapshot ()
+                let e = throws<TrainingDivergedException> (fun () -> resume (smallConfig 2 1e-3) path |> ignore)
+                Expect.equal e.Epoch 2 "e.Epoch"
+                Expect.stringContains e.Message ("last good checkpoint (epoch 1) is kept") "e.Message"
+                let after = snapshot ()
+                Expect.equal (after |> Array.map fst) (before |> Array.map fst) ("no new or temporary file")
+                for (name, a), (_, b) in Array.zip before after do
+                    Expect.equal b a ($"{name} unchanged")
+                // The error names the epoch whose checkpoint is kept; the run's settings stay those it was trained with.
+                Expect.stringContains e.Message path "e.Message")
+
+        testList "eVAE and mVAE train an epoch on 1,000 images and write the documented columns" [
+            for (model, latent, size, stride) in [ ("evae", 10, 2, 2); ("evae", 10, 4, 2); ("mvae", 10, 5, 5) ] ->
+                testCase $"{model}, D = {latent}, K = {size}, s = {stride}" <| fun () ->
+                    withThreads (fun () ->
+                        use folder = new TempFolder("vae-training-test-")
+                        let path = folder.Sub model
+                        let kind = if model = "evae" then ModelKind.Evae else ModelKind.Mvae
+                        let config =
+                            TrainConfig(Model = kind, Latent = latent, EpitomeSize = Nullable size, EpitomeStride = Nullable stride, Hidden = [| 100; 100 |],
+                                        Epochs = 1, TrainSubset = Nullable 1000, TestSubset = Nullable 200, Seed = 5UL)
+                        let result = train config path
+                        let groups = (latent - size) / stride + 1
+                        Expect.equal result.Model.Groups groups "result.Model.Groups"
+                        let lines name = File.ReadAllLines(Path.Combine(path, name))
+                        let metrics = lines "metrics.csv"
+                        Expect.equal (metrics[0]) MetricsHeader "metrics[0]"
+                        Expect.equal metrics.Length 2 ("one row per epoch")
+                        let row = metricsOf path |> Seq.exactlyOne
+                        Expect.equal ((row.Epoch, row.Lr, row.Beta)) ((1, 1e-3, 1.0)) "(row.Epoch, row.Lr, row.Beta)"
+                        Expect.isTrue ([ row.TrainBound; row.TestBound; row.Kl ] |> List.forall Double.IsFinite) "[ row.TrainBound; row.TestBound; row.Kl ] |> List.forall Double.IsFinite"
+                        Expect.isLessThan row.TestBound 0.0 "row.TestBound"
+                        Expect.isGreaterThan row.TestBound (-784.0 * log 2.0) ("better than a uniform Bernoulli model")
+                        inRange 0 latent row.ActiveUnits "row.ActiveUnits"
+                        let activity = lines "activity.csv"
+                        Expect.equal (activity[0]) ActivityHeader "activity[0]"
+                        Expect.equal (activity.Length - 1) latent ("one row per unit")
+                        let assignments = lines "assignments.csv"
+                        Expect.equal (assignments[0]) AssignmentsHeader "assignments[0]"
+                        let counts = RunCsv.ReadAssignments(Path.Combine(path, "assignments.csv"))
+                        Expect.equal (counts |> Seq.map (fun r -> r.Epitome) |> List.ofSeq) [ 0 .. groups - 1 ] "counts |> Seq.map (fun r -> r.Epitome)"
+                        Expect.equal (counts |> Seq.sumBy (fun r -> r.Count)) 1000 ("every training image assigned once")
+                        // The checkpoint loads back into the same kind of model.
+                        let trained = TrainedRun.Load path
+                        Expect.equal ((trained.Epoch, trained.Model.Groups, trained.Model.Latent)) ((1, groups, latent)) "(trained.Epoch, trained.Model.Groups, trained.Model.Latent)")
+        ]
+    ]

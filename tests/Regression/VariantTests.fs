@@ -13,7 +13,7 @@ module VaeResearch.Regression.VariantTests
 
 open System
 open System.IO
-open NUnit.Framework
+open Expecto
 open VaeResearch.Data
 open VaeResearch.Engine
 open VaeResearch.Training
@@ -130,7 +130,7 @@ type TrainedVariant =
 let trainWith (folder: TempFolder) (name: string) (seed: int) (options: string list) =
     let path = folder.Sub name
     let o = succeeds ([ "train"; "--out"; path ] @ smallRun seed @ options)
-    Assert.That(o.Stdout, Does.Contain "epoch 2: train bound", name)
+    Expect.stringContains o.Stdout ("epoch 2: train bound") name
     { Path = path
       Metrics = RunCsv.ReadMetrics(Path.Combine(path, "metrics.csv")) |> Seq.toList
       Activity = RunCsv.ReadActivity(Path.Combine(path, "activity.csv")) |> Seq.toList }
@@ -143,22 +143,20 @@ let withinTolerance (actual: float) (expected: float) = abs (actual - expected) 
 
 /// Asserts the shape of metrics.csv and activity.csv, and the epoch-2 metrics against the variant's goldens.
 let assertGolden (variant: Variant) (run: TrainedVariant) =
-    Assert.That(run.Metrics |> List.map (fun r -> r.Epoch), equals [ 1; 2 ], $"{variant.Name}: one metrics row per epoch")
+    Expect.equal (run.Metrics |> List.map (fun r -> r.Epoch)) ([ 1; 2 ]) ($"{variant.Name}: one metrics row per epoch")
     for row in run.Metrics do
         for name, value in [ "train_bound", row.TrainBound; "test_bound", row.TestBound; "kl", row.Kl ] do
-            Assert.That(Double.IsFinite value, $"{variant.Name}: epoch {row.Epoch} {name} = {value} is finite")
+            Expect.isTrue (Double.IsFinite value) ($"{variant.Name}: epoch {row.Epoch} {name} = {value} is finite")
         // activity.csv: 20 units per epoch; their count above the threshold is metrics.csv's active_units.
         let units = run.Activity |> List.filter (fun a -> a.Epoch = row.Epoch)
-        Assert.That(units |> List.map (fun a -> a.Unit), equals [ 0..19 ], $"{variant.Name}: epoch {row.Epoch} units")
-        Assert.That(units |> List.filter (fun a -> a.Activity > ActivityThreshold) |> List.length, equals row.ActiveUnits,
-            $"{variant.Name}: epoch {row.Epoch} active_units agrees with activity.csv")
+        Expect.equal (units |> List.map (fun a -> a.Unit)) ([ 0..19 ]) ($"{variant.Name}: epoch {row.Epoch} units")
+        Expect.equal (units |> List.filter (fun a -> a.Activity > ActivityThreshold) |> List.length) row.ActiveUnits ($"{variant.Name}: epoch {row.Epoch} active_units agrees with activity.csv")
     let row = run.Metrics[1]
     let golden = variant.Golden
     let close (name: string) (actual: float) (expected: float) =
-        Assert.That(actual, (equals expected).Within(GoldenRelTol * abs expected),
-            $"{variant.Name}: epoch 2 {name} = {actual:R}, golden {expected:R} (relative tolerance {GoldenRelTol})")
+        within (float (GoldenRelTol * abs expected)) actual expected name
     // Beta is a closed form of the settings and the step count (no float accumulation): exact.
-    Assert.That(row.Beta, equals golden.Beta, $"{variant.Name}: epoch 2 beta")
+    Expect.equal row.Beta golden.Beta ($"{variant.Name}: epoch 2 beta")
     close "train_bound" row.TrainBound golden.TrainBound
     close "test_bound" row.TestBound golden.TestBound
     close "kl" row.Kl golden.Kl
@@ -169,8 +167,8 @@ let assertGolden (variant: Variant) (run: TrainedVariant) =
         let near =
             run.Activity
             |> List.filter (fun a -> a.Epoch = 2 && abs (a.Activity - ActivityThreshold) <= ThresholdMargin * ActivityThreshold)
-        Assert.That(near, Is.Empty, $"{variant.Name}: units within {ThresholdMargin:P0} of the threshold")
-        Assert.That(row.ActiveUnits, equals active, $"{variant.Name}: epoch 2 active_units")
+        Expect.isEmpty near ($"{variant.Name}: units within {ThresholdMargin:P0} of the threshold")
+        Expect.equal row.ActiveUnits active ($"{variant.Name}: epoch 2 active_units")
     | None -> ()
 
 /// Names of a run's checkpoint tensors (model only: the optimizer state is stored beside them).
@@ -182,142 +180,138 @@ let checkpointNames (run: TrainedVariant) =
 /// training set.
 let assertAssignments (run: TrainedVariant) (groups: int) =
     let path = Path.Combine(run.Path, "assignments.csv")
-    Assert.That(File.ReadLines path |> Seq.head, equals "epoch,epitome,count")
+    Expect.equal (File.ReadLines path |> Seq.head) ("epoch,epitome,count") "File.ReadLines path |> Seq.head"
     let rows = RunCsv.ReadAssignments path |> Seq.toList
     for epoch in [ 1; 2 ] do
         let ofEpoch = rows |> List.filter (fun r -> r.Epoch = epoch)
-        Assert.That(ofEpoch |> List.map (fun r -> r.Epitome), equals [ 0 .. groups - 1 ], $"epoch {epoch}: one row per epitome")
-        Assert.That(ofEpoch |> List.forall (fun r -> r.Count >= 0), $"epoch {epoch}: counts are non-negative")
-        Assert.That(ofEpoch |> List.sumBy (fun r -> r.Count), equals TrainImages, $"epoch {epoch}: every training image is assigned once")
-    Assert.That(rows.Length, equals (2 * groups))
+        Expect.equal (ofEpoch |> List.map (fun r -> r.Epitome)) ([ 0 .. groups - 1 ]) ($"epoch {epoch}: one row per epitome")
+        Expect.isTrue (ofEpoch |> List.forall (fun r -> r.Count >= 0)) ($"epoch {epoch}: counts are non-negative")
+        Expect.equal (ofEpoch |> List.sumBy (fun r -> r.Count)) TrainImages ($"epoch {epoch}: every training image is assigned once")
+    Expect.equal rows.Length (2 * groups) "rows.Length"
 
 /// eVAE/mVAE metrics: two rows whose test bounds (which include log p(y) = -log 4) are finite.
 let assertGroupedMetrics (run: TrainedVariant) =
-    Assert.That(run.Metrics.Length, equals 2)
-    Assert.That(run.Metrics |> List.forall (fun r -> Double.IsFinite r.TestBound && r.TestBound < 0.0), "finite test bounds")
+    Expect.equal run.Metrics.Length 2 "run.Metrics.Length"
+    Expect.isTrue (run.Metrics |> List.forall (fun r -> Double.IsFinite r.TestBound && r.TestBound < 0.0)) ("finite test bounds")
 
 // ---------------------------------------------------------------------------------------------
-// Goldens, one variant per test, with what each variant must do whatever its goldens
 
-[<Test>]
-let ``plain VAE trains two epochs from the CLI and reproduces its golden metrics`` () =
-    use folder = new TempFolder("vae-variant-test-")
-    let run = train folder Plain
-    assertGolden Plain run
-    Assert.That(run.Metrics |> List.map (fun r -> r.Beta), equals [ 1.0; 1.0 ], "no warm-up, KL weight 1")
+/// The tests of this module.
+let tests =
+    testList "Variants" [
 
-[<Test>]
-let ``KL weight 0.5 reproduces its goldens, records beta 0.5 and changes the training bound`` () =
-    use folder = new TempFolder("vae-variant-test-")
-    let run = train folder KlWeight
-    assertGolden KlWeight run
-    Assert.That(run.Metrics |> List.map (fun r -> r.Beta), equals [ 0.5; 0.5 ], "beta = KL weight, every epoch")
-    // The plain VAE with the same seed: the weighted objective is another number (beyond the golden tolerance).
-    let plain = trainWith folder "plain" GoldenSeed []
-    for weighted, unweighted in List.zip run.Metrics plain.Metrics do
-        Assert.That(abs (weighted.TrainBound - unweighted.TrainBound), Is.GreaterThan(GoldenRelTol * abs unweighted.TrainBound),
-            $"epoch {weighted.Epoch}: train bound {weighted.TrainBound:R} with KL weight 0.5 vs {unweighted.TrainBound:R} without")
+        // ---------------------------------------------------------------------------------------------
+        // Goldens, one variant per test, with what each variant must do whatever its goldens
+        testCase "plain VAE trains two epochs from the CLI and reproduces its golden metrics" <| fun () ->
+            use folder = new TempFolder("vae-variant-test-")
+            let run = train folder Plain
+            assertGolden Plain run
+            Expect.equal (run.Metrics |> List.map (fun r -> r.Beta)) ([ 1.0; 1.0 ]) ("no warm-up, KL weight 1")
 
-[<Test>]
-let ``warm-up reproduces its goldens and records the per-step linear beta at each epoch's last step`` () =
-    use folder = new TempFolder("vae-variant-test-")
-    let run = train folder Warmup
-    assertGolden Warmup run
-    // Beta at an epoch's last step follows the optimizer steps completed before it: (steps - 1) / (2 steps)
-    // after epoch 1 and (2 steps - 1) / (2 steps) after epoch 2, with 50 steps per epoch: 0.49 and 0.99.
-    let steps = Batches.Count(TrainImages, BatchSize)
-    Assert.That(steps, equals 50)
-    let expected =
-        [ Schedules.WarmupBeta(2, steps, int64 (steps - 1))
-          Schedules.WarmupBeta(2, steps, int64 (2 * steps - 1)) ]
-    Assert.That(expected, equals [ float (steps - 1) / float (2 * steps); float (2 * steps - 1) / float (2 * steps) ], "WarmupBeta's closed form")
-    Assert.That(run.Metrics |> List.map (fun r -> r.Beta), equals expected, "metrics.csv beta column")
-    Assert.That(run.Metrics |> List.map (fun r -> r.Beta), equals [ 0.49; 0.99 ])
+        testCase "KL weight 0.5 reproduces its goldens, records beta 0.5 and changes the training bound" <| fun () ->
+            use folder = new TempFolder("vae-variant-test-")
+            let run = train folder KlWeight
+            assertGolden KlWeight run
+            Expect.equal (run.Metrics |> List.map (fun r -> r.Beta)) ([ 0.5; 0.5 ]) ("beta = KL weight, every epoch")
+            // The plain VAE with the same seed: the weighted objective is another number (beyond the golden tolerance).
+            let plain = trainWith folder "plain" GoldenSeed []
+            for weighted, unweighted in List.zip run.Metrics plain.Metrics do
+                Expect.isGreaterThan (abs (weighted.TrainBound - unweighted.TrainBound)) (GoldenRelTol * abs unweighted.TrainBound) ($"epoch {weighted.Epoch}: train bound {weighted.TrainBound:R} with KL weight 0.5 vs {unweighted.TrainBound:R} without")
 
-[<Test>]
-let ``batch norm reproduces its goldens, saves the norm tensors and evaluates in eval mode`` () =
-    use folder = new TempFolder("vae-variant-test-")
-    let run = train folder BatchNorm
-    assertGolden BatchNorm run
-    // DESIGN.md: encoder.norm.{i}.weight|bias|running_mean|running_var, the same under decoder., one per hidden layer.
-    let content, names = checkpointNames run
-    for side in [ "encoder"; "decoder" ] do
-        for i in [ 0; 1 ] do
-            for tensor in [ "weight"; "bias"; "running_mean"; "running_var" ] do
-                let name = $"{side}.norm.{i}.{tensor}"
-                Assert.That(names.Contains name, $"checkpoint has {name}")
-                Assert.That(content.Get(name, 100).Data |> Array.forall Single.IsFinite, $"{name} is finite")
-            // The running statistics were updated by training (initialized 0 and 1).
-            let var = content[$"{side}.norm.{i}.running_var"].Data
-            Assert.That(var |> Array.forall (fun v -> v > 0.0f), $"{side}.norm.{i}.running_var > 0")
-            Assert.That(var |> Array.exists (fun v -> v <> 1.0f), $"{side}.norm.{i}.running_var was updated")
-        Assert.That(names |> Set.filter (fun n -> n.StartsWith $"{side}.norm.") |> Set.count, equals 8, $"{side}: 2 layers x 4 norm tensors")
-    // Evaluation mode: `vae eval` runs, and the running statistics make an image's code independent of its batch.
-    let o = succeeds [ "eval"; run.Path; "--k"; "10"; "--subset"; "100"; "--threads"; string Threads ]
-    Assert.That(o.Stdout, Does.Contain "NLL = ")
-    use json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run.Path, "eval.json")))
-    let nll = json.RootElement.GetProperty("nll").GetDouble()
-    Assert.That(nll, Is.InRange(50.0, 784.0 * log 2.0), "NLL between a perfect model and the uniform Bernoulli model")
-    succeeds [ "encode"; run.Path; "--npy"; folder.Sub "z1.npy"; "--subset"; "1" ] |> ignore
-    succeeds [ "encode"; run.Path; "--npy"; folder.Sub "z100.npy"; "--subset"; "100" ] |> ignore
-    let _, _, alone = readNpy (folder.Sub "z1.npy")
-    let _, _, inBatch = readNpy (folder.Sub "z100.npy")
-    Assert.That(alone, (equals inBatch[.. 19]).Within(1e-5f), "image 0's posterior mean alone and in a batch of 100")
+        testCase "warm-up reproduces its goldens and records the per-step linear beta at each epoch's last step" <| fun () ->
+            use folder = new TempFolder("vae-variant-test-")
+            let run = train folder Warmup
+            assertGolden Warmup run
+            // Beta at an epoch's last step follows the optimizer steps completed before it: (steps - 1) / (2 steps)
+            // after epoch 1 and (2 steps - 1) / (2 steps) after epoch 2, with 50 steps per epoch: 0.49 and 0.99.
+            let steps = Batches.Count(TrainImages, BatchSize)
+            Expect.equal steps 50 "steps"
+            let expected =
+                [ Schedules.WarmupBeta(2, steps, int64 (steps - 1))
+                  Schedules.WarmupBeta(2, steps, int64 (2 * steps - 1)) ]
+            Expect.equal expected ([ float (steps - 1) / float (2 * steps); float (2 * steps - 1) / float (2 * steps) ]) ("WarmupBeta's closed form")
+            Expect.equal (run.Metrics |> List.map (fun r -> r.Beta)) expected ("metrics.csv beta column")
+            Expect.equal (run.Metrics |> List.map (fun r -> r.Beta)) ([ 0.49; 0.99 ]) "run.Metrics |> List.map (fun r -> r.Beta)"
 
-[<Test>]
-let ``dropout on z reproduces its goldens and its test bound is the finite dropout-free bound`` () =
-    use folder = new TempFolder("vae-variant-test-")
-    let run = train folder DropoutZ
-    assertGolden DropoutZ run
-    Assert.That(run.Metrics |> List.forall (fun r -> Double.IsFinite r.TestBound), "finite test bounds")
-    // The saved model in evaluation mode (no dropout) gives the recorded test bound again, with the same images
-    // and noise stream (seed 11, evaluation stream of epoch 2).
-    withThreads (fun () ->
-        let trained = TrainedRun.Load run.Path
-        let test = Trainer.LoadData(trained.Config, null, null).Test
-        Assert.That(test.Count, equals 1000)
-        let eval = Evaluation.Evaluate(trained.Model, trained.Images test, test.Count, 1, Rng(uint64 GoldenSeed, TrainStreams.Eval 1))
-        let recorded = run.Metrics[1].TestBound
-        Assert.That(eval.Bound, (equals recorded).Within(1e-9 * abs recorded), "eval-mode bound of the checkpoint"))
+        testCase "batch norm reproduces its goldens, saves the norm tensors and evaluates in eval mode" <| fun () ->
+            use folder = new TempFolder("vae-variant-test-")
+            let run = train folder BatchNorm
+            assertGolden BatchNorm run
+            // docs/contracts.md, "Tensor names": encoder.norm.{i}.weight|bias|running_mean|running_var, the same under decoder., one per hidden layer.
+            let content, names = checkpointNames run
+            for side in [ "encoder"; "decoder" ] do
+                for i in [ 0; 1 ] do
+                    for tensor in [ "weight"; "bias"; "running_mean"; "running_var" ] do
+                        let name = $"{side}.norm.{i}.{tensor}"
+                        Expect.isTrue (names.Contains name) ($"checkpoint has {name}")
+                        Expect.isTrue (content.Get(name, 100).Data |> Array.forall Single.IsFinite) ($"{name} is finite")
+                    // The running statistics were updated by training (initialized 0 and 1).
+                    let var = content[$"{side}.norm.{i}.running_var"].Data
+                    Expect.isTrue (var |> Array.forall (fun v -> v > 0.0f)) ($"{side}.norm.{i}.running_var > 0")
+                    Expect.isTrue (var |> Array.exists (fun v -> v <> 1.0f)) ($"{side}.norm.{i}.running_var was updated")
+                Expect.equal (names |> Set.filter (fun n -> n.StartsWith $"{side}.norm.") |> Set.count) 8 ($"{side}: 2 layers x 4 norm tensors")
+            // Evaluation mode: `vae eval` runs, and the running statistics make an image's code independent of its batch.
+            let o = succeeds [ "eval"; run.Path; "--k"; "10"; "--subset"; "100"; "--threads"; string Threads ]
+            Expect.stringContains o.Stdout ("NLL = ") "o.Stdout"
+            use json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run.Path, "eval.json")))
+            let nll = json.RootElement.GetProperty("nll").GetDouble()
+            inRange 50.0 (784.0 * log 2.0) nll ("NLL between a perfect model and the uniform Bernoulli model")
+            succeeds [ "encode"; run.Path; "--npy"; folder.Sub "z1.npy"; "--subset"; "1" ] |> ignore
+            succeeds [ "encode"; run.Path; "--npy"; folder.Sub "z100.npy"; "--subset"; "100" ] |> ignore
+            let _, _, alone = readNpy (folder.Sub "z1.npy")
+            let _, _, inBatch = readNpy (folder.Sub "z100.npy")
+            withinEach (float (1e-5f)) alone inBatch[.. 19] "alone"
 
-[<Test>]
-let ``eVAE reproduces its goldens and assigns every training image to one epitome per epoch`` () =
-    use folder = new TempFolder("vae-variant-test-")
-    let run = train folder Evae
-    assertGolden Evae run
-    assertGroupedMetrics run
-    // D = 20, K = 5, stride 5: four epitomes.
-    assertAssignments run 4
+        testCase "dropout on z reproduces its goldens and its test bound is the finite dropout-free bound" <| fun () ->
+            use folder = new TempFolder("vae-variant-test-")
+            let run = train folder DropoutZ
+            assertGolden DropoutZ run
+            Expect.isTrue (run.Metrics |> List.forall (fun r -> Double.IsFinite r.TestBound)) ("finite test bounds")
+            // The saved model in evaluation mode (no dropout) gives the recorded test bound again, with the same images
+            // and noise stream (seed 11, evaluation stream of epoch 2).
+            withThreads (fun () ->
+                let trained = TrainedRun.Load run.Path
+                let test = Trainer.LoadData(trained.Config, null, null).Test
+                Expect.equal test.Count 1000 "test.Count"
+                let eval = Evaluation.Evaluate(trained.Model, trained.Images test, test.Count, 1, Rng(uint64 GoldenSeed, TrainStreams.Eval 1))
+                let recorded = run.Metrics[1].TestBound
+                within (float (1e-9 * abs recorded)) (eval.Bound |> float) (recorded |> float) "eval.Bound")
 
-[<Test>]
-let ``mVAE reproduces its goldens and stores each component under components.{c}.`` () =
-    use folder = new TempFolder("vae-variant-test-")
-    let run = train folder Mvae
-    assertGolden Mvae run
-    assertGroupedMetrics run
-    assertAssignments run 4
-    let _, names = checkpointNames run
-    let componentTensors c = names |> Set.filter (fun n -> n.StartsWith $"components.{c}.")
-    Assert.That(names |> Set.forall (fun n -> n.StartsWith "components."), "every model tensor is under components.")
-    Assert.That([ 0..3 ] |> List.sumBy (fun c -> (componentTensors c).Count), equals names.Count, "components 0..3 only")
-    for c in [ 0..3 ] do
-        for layer in [ "encoder.hidden.0"; "encoder.hidden.1"; "encoder.mu"; "encoder.logvar"; "decoder.hidden.0"; "decoder.hidden.1"; "decoder.logits" ] do
-            for part in [ "weight"; "bias" ] do
-                Assert.That(names.Contains $"components.{c}.{layer}.{part}", $"components.{c}.{layer}.{part}")
-        Assert.That((componentTensors c).Count, equals 14, $"component {c}: 7 linear layers")
+        testCase "eVAE reproduces its goldens and assigns every training image to one epitome per epoch" <| fun () ->
+            use folder = new TempFolder("vae-variant-test-")
+            let run = train folder Evae
+            assertGolden Evae run
+            assertGroupedMetrics run
+            // D = 20, K = 5, stride 5: four epitomes.
+            assertAssignments run 4
 
-// ---------------------------------------------------------------------------------------------
-// Negative control
+        testCase "mVAE reproduces its goldens and stores each component under components.{c}." <| fun () ->
+            use folder = new TempFolder("vae-variant-test-")
+            let run = train folder Mvae
+            assertGolden Mvae run
+            assertGroupedMetrics run
+            assertAssignments run 4
+            let _, names = checkpointNames run
+            let componentTensors c = names |> Set.filter (fun n -> n.StartsWith $"components.{c}.")
+            Expect.isTrue (names |> Set.forall (fun n -> n.StartsWith "components.")) ("every model tensor is under components.")
+            Expect.equal ([ 0..3 ] |> List.sumBy (fun c -> (componentTensors c).Count)) names.Count ("components 0..3 only")
+            for c in [ 0..3 ] do
+                for layer in [ "encoder.hidden.0"; "encoder.hidden.1"; "encoder.mu"; "encoder.logvar"; "decoder.hidden.0"; "decoder.hidden.1"; "decoder.logits" ] do
+                    for part in [ "weight"; "bias" ] do
+                        Expect.isTrue (names.Contains $"components.{c}.{layer}.{part}") ($"components.{c}.{layer}.{part}")
+                Expect.equal ((componentTensors c).Count) 14 ($"component {c}: 7 linear layers")
 
-[<Test>]
-let ``the golden tolerance can fail: the plain VAE with seed 12 lands outside it`` () =
-    use folder = new TempFolder("vae-variant-test-")
-    let run = trainWith folder "seed12" 12 []
-    let row = run.Metrics[1]
-    let golden = Plain.Golden
-    let outside =
-        [ "train_bound", row.TrainBound, golden.TrainBound
-          "test_bound", row.TestBound, golden.TestBound
-          "kl", row.Kl, golden.Kl ]
-        |> List.filter (fun (_, actual, expected) -> not (withinTolerance actual expected))
-    Assert.That(outside, Is.Not.Empty, $"seed 12 matches seed 11's goldens: {row}")
+        // ---------------------------------------------------------------------------------------------
+        // Negative control
+        testCase "the golden tolerance can fail: the plain VAE with seed 12 lands outside it" <| fun () ->
+            use folder = new TempFolder("vae-variant-test-")
+            let run = trainWith folder "seed12" 12 []
+            let row = run.Metrics[1]
+            let golden = Plain.Golden
+            let outside =
+                [ "train_bound", row.TrainBound, golden.TrainBound
+                  "test_bound", row.TestBound, golden.TestBound
+                  "kl", row.Kl, golden.Kl ]
+                |> List.filter (fun (_, actual, expected) -> not (withinTolerance actual expected))
+            Expect.isNonEmpty outside ($"seed 12 matches seed 11's goldens: {row}")
+    ]

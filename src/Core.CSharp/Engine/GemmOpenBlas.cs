@@ -8,8 +8,18 @@ namespace VaeResearch.Engine;
 /// </summary>
 internal static unsafe class OpenBlas
 {
-    /// <summary>The shared object name passed to the dynamic loader.</summary>
-    public const string LibraryName = "libopenblas.so.0";
+    /// <summary>The shared object the dynamic loader is asked for when <see cref="PathVariable"/> is unset.</summary>
+    public const string DefaultLibrary = "libopenblas.so.0";
+
+    /// <summary>The environment variable that names another OpenBLAS build (a path or a soname).</summary>
+    public const string PathVariable = "VAE_OPENBLAS";
+
+    /// <summary>
+    /// The library passed to the dynamic loader: <c>$VAE_OPENBLAS</c> when set, else <see cref="DefaultLibrary"/>.
+    /// A name that does not load leaves OpenBLAS unavailable, exactly as when it is not installed.
+    /// </summary>
+    public static readonly string LibraryName =
+        Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } path ? path : DefaultLibrary;
 
     /// <summary>The command that installs the library on Debian/Ubuntu (and in CI).</summary>
     public const string InstallHint = "apt-get install -y libopenblas0-pthread";

@@ -1,0 +1,18 @@
+/// The Properties test program: every FsCheck property and unit test of the engine, data, models and
+/// analysis layer, run in sequence (tests share process-wide engine settings).
+module VaeResearch.Properties.Program
+
+open Expecto
+
+[<EntryPoint>]
+let main argv =
+    testList "Properties"
+        [ RngTests.tests
+          GemmTests.tests
+          SafetensorsTests.tests
+          DataTests.tests
+          GradientTests.tests
+          EngineTests.tests
+          ModelTests.tests
+          AnalysisTests.tests ]
+    |> VaeResearch.TestSupport.runSuite argv

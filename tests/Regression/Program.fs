@@ -1,0 +1,15 @@
+/// The Regression test program: real-MNIST goldens, training and resume, end-to-end CLI runs, the
+/// eVAE/mVAE variants and the analysis layer on trained runs, run in sequence.
+module VaeResearch.Regression.Program
+
+open Expecto
+
+[<EntryPoint>]
+let main argv =
+    testList "Regression"
+        [ MnistTests.tests
+          TrainingTests.tests
+          CliTests.tests
+          VariantTests.tests
+          AnalysisTests.tests ]
+    |> VaeResearch.TestSupport.runSuite argv
