@@ -241,7 +241,7 @@ module RunStore =
               if c.WarmupEpochs > 0 then $"warmup={c.WarmupEpochs}"
               if c.Batchnorm then "bn"
               if c.Dataset <> "mnist" then $"{c.Dataset}(d={c.SyntheticDimension})" ]
-        String.Join(" ", [ $"{model} D={c.Latent}{epitome} k={c.K}" ] @ extras)
+        String.Join(" ", [ $"{model} D={c.Latent}{epitome} k={c.Samples}" ] @ extras)
 
     /// One line for F# Interactive and logs: name, model, epochs, final bound, active units and evaluations.
     let summary (run: Run) =

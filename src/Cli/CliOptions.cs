@@ -60,6 +60,23 @@ static class CliOptions
     /// <summary>Whether the user gave <paramref name="option"/> on the command line (not just its default).</summary>
     public static bool IsExplicit(this ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
 
+    /// <summary>
+    /// The flag that sets a configuration key: <c>--</c> and the key with dashes (<c>epitome_size</c> is
+    /// <c>--epitome-size</c>), except where the CLI's flag is shorter.
+    /// </summary>
+    public static string Flag(string key) => key switch
+    {
+        "synthetic_dimension" => "--synthetic-dim",
+        _ => "--" + key.Replace('_', '-'),
+    };
+
+    /// <summary>The configuration key a flag sets (the inverse of <see cref="Flag"/>).</summary>
+    public static string Key(string flag) => flag switch
+    {
+        "--synthetic-dim" => "synthetic_dimension",
+        _ => flag.TrimStart('-').Replace('-', '_'),
+    };
+
     /// <summary>Parses a lower-case enum name as the CLI spells it.</summary>
     public static TEnum ParseEnum<TEnum>(string value) where TEnum : struct, Enum =>
         Enum.Parse<TEnum>(value, ignoreCase: true);

@@ -10,6 +10,11 @@ static class CliRunner
         {
             return body();
         }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"vae {command}: error: {CliOptions.Flag(e.Key)} {e.Detail}");
+            return 1;
+        }
         catch (Exception e) when (e is VaeResearchException or IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
         {
             Console.Error.WriteLine($"vae {command}: error: {e.Message}");

@@ -10,6 +10,27 @@ public class VaeResearchException : Exception
     public VaeResearchException(string message, Exception? inner = null) : base(message, inner) { }
 }
 
+/// <summary>
+/// An impossible setting, named by its configuration key (the snake_case key of <c>config.json</c>, such as
+/// <c>latent</c> or <c>epitome_size</c>). Only front ends know how the key is spelled to their users: the CLI
+/// shows it as its flag (<c>--latent</c>), a sweep spec as the key in its file.
+/// </summary>
+public sealed class ConfigException : VaeResearchException
+{
+    /// <summary>Creates the error: <paramref name="key"/> <paramref name="detail"/> (e.g. "latent", "must be >= 1, got 0").</summary>
+    public ConfigException(string key, string detail) : base($"{key} {detail}")
+    {
+        Key = key;
+        Detail = detail;
+    }
+
+    /// <summary>The configuration key that is wrong.</summary>
+    public string Key { get; }
+
+    /// <summary>What is wrong with it, without the key.</summary>
+    public string Detail { get; }
+}
+
 /// <summary>A file whose contents do not have the expected format.</summary>
 /// <remarks>The message names the file, the field and what was expected.</remarks>
 public sealed class FileFormatException : VaeResearchException

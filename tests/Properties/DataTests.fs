@@ -344,7 +344,8 @@ let tests =
         testCase "binarization names parse and print back, and a bad name is a clear error" <| fun () ->
             for name in BinarizationNames.All do
                 Expect.equal ((BinarizationNames.Parse name).ToName()) name "(BinarizationNames.Parse name).ToName()"
-            let e = throws<VaeResearchException>(fun () -> BinarizationNames.Parse "stochastic" |> ignore)
+            let e = throws<ConfigException>(fun () -> BinarizationNames.Parse "stochastic" |> ignore)
+            Expect.equal e.Key "binarize" "the key"
             Expect.stringContains e.Message ("dynamic, fixed, threshold, none") "e.Message"
 
         // ---------------------------------------------------------------------------------------------

@@ -308,32 +308,32 @@ let private genLayout =
 
 /// A configuration with one setting changed, the option its error must name, and a fragment of the message.
 let private invalidConfigs: (string * TrainConfig * string) list =
-    [ "k = 0", TrainConfig(K = 0), "--k"
-      "k = -3", TrainConfig(K = -3), "--k"
-      "latent 0", TrainConfig(Latent = 0), "--latent"
-      "hidden []", TrainConfig(Hidden = [||]), "--hidden"
-      "hidden 0", TrainConfig(Hidden = [| 200; 0 |]), "--hidden"
-      "batch 0", TrainConfig(Batch = 0), "--batch"
-      "batch 1 with batch norm", TrainConfig(Batch = 1, Batchnorm = true), "--batch"
-      "epochs 0", TrainConfig(Epochs = 0), "--epochs"
-      "lr 0", TrainConfig(Lr = 0.0), "--lr"
-      "lr NaN", TrainConfig(Lr = nan), "--lr"
-      "lr inf", TrainConfig(Lr = infinity), "--lr"
-      "adam beta1 1", TrainConfig(AdamBeta1 = 1.0), "--adam-beta1"
-      "adam beta2 -0.1", TrainConfig(AdamBeta2 = -0.1), "--adam-beta2"
-      "adam eps 0", TrainConfig(AdamEps = 0.0), "--adam-eps"
-      "kl weight -1", TrainConfig(KlWeight = -1.0), "--kl-weight"
-      "warm-up -1", TrainConfig(WarmupEpochs = -1), "--warmup-epochs"
-      "dropout 1", TrainConfig(DropoutZ = 1.0), "--dropout-z"
-      "train subset 0", TrainConfig(TrainSubset = Nullable 0), "--train-subset"
-      "test subset 0", TrainConfig(TestSubset = Nullable 0), "--test-subset"
-      "dataset", TrainConfig(Dataset = "cifar"), "--dataset"
-      "synthetic dim 0", TrainConfig(Dataset = "synthetic", SyntheticDimension = 0), "--synthetic-dim"
-      "binarize none with bernoulli", TrainConfig(Binarize = Nullable VaeResearch.Data.Binarization.None), "--binarize"
-      "evae without K", TrainConfig(Model = ModelKind.Evae), "--epitome-size"
-      "vae with K", TrainConfig(EpitomeSize = Nullable 5), "--epitome-size"
-      "evae K > D", TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 11), "--epitome-size"
-      "evae s > K", TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 2, EpitomeStride = Nullable 3), "--epitome-stride" ]
+    [ "k = 0", TrainConfig(Samples = 0), "k"
+      "k = -3", TrainConfig(Samples = -3), "k"
+      "latent 0", TrainConfig(Latent = 0), "latent"
+      "hidden []", TrainConfig(Hidden = [||]), "hidden"
+      "hidden 0", TrainConfig(Hidden = [| 200; 0 |]), "hidden"
+      "batch 0", TrainConfig(Batch = 0), "batch"
+      "batch 1 with batch norm", TrainConfig(Batch = 1, Batchnorm = true), "batch"
+      "epochs 0", TrainConfig(Epochs = 0), "epochs"
+      "lr 0", TrainConfig(Lr = 0.0), "lr"
+      "lr NaN", TrainConfig(Lr = nan), "lr"
+      "lr inf", TrainConfig(Lr = infinity), "lr"
+      "adam beta1 1", TrainConfig(AdamBeta1 = 1.0), "adam_beta1"
+      "adam beta2 -0.1", TrainConfig(AdamBeta2 = -0.1), "adam_beta2"
+      "adam eps 0", TrainConfig(AdamEps = 0.0), "adam_eps"
+      "kl weight -1", TrainConfig(KlWeight = -1.0), "kl_weight"
+      "warm-up -1", TrainConfig(WarmupEpochs = -1), "warmup_epochs"
+      "dropout 1", TrainConfig(DropoutZ = 1.0), "dropout_z"
+      "train subset 0", TrainConfig(TrainSubset = Nullable 0), "train_subset"
+      "test subset 0", TrainConfig(TestSubset = Nullable 0), "test_subset"
+      "dataset", TrainConfig(Dataset = "cifar"), "dataset"
+      "synthetic dim 0", TrainConfig(Dataset = "synthetic", SyntheticDimension = 0), "synthetic_dimension"
+      "binarize none with bernoulli", TrainConfig(Binarize = Nullable VaeResearch.Data.Binarization.None), "binarize"
+      "evae without K", TrainConfig(Model = ModelKind.Evae), "epitome_size"
+      "vae with K", TrainConfig(EpitomeSize = Nullable 5), "epitome_size"
+      "evae K > D", TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 11), "epitome_size"
+      "evae s > K", TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 2, EpitomeStride = Nullable 3), "epitome_stride" ]
 
 // ---------------------------------------------------------------------------------------------
 
@@ -531,20 +531,20 @@ let tests =
                 }
                 |> Gen.filter (fun (d, k, s) -> k < 1 || k > d || s < 1 || s > k || (d - k) % s <> 0)
             Prop.forAll (Arb.fromGen gen) (fun (d, k, s) ->
-                let e = throws<VaeResearchException> (fun () -> EpitomeLayout.Create(d, k, s) |> ignore)
-                Expect.isTrue ([ "--epitome-size"; "--epitome-stride"; "do not tile" ] |> List.exists e.Message.Contains) e.Message
+                let e = throws<ConfigException> (fun () -> EpitomeLayout.Create(d, k, s) |> ignore)
+                Expect.contains [ "epitome_size"; "epitome_stride" ] e.Key e.Message
                 true)
 
-        testCase "bad layouts name the option and the expected value" <| fun () ->
-            let message (d, k, s) = (throws<VaeResearchException> (fun () -> EpitomeLayout.Create(d, k, s) |> ignore)).Message
-            Expect.stringContains (message (10, 0, 1)) ("--epitome-size K must be between 1 and the latent size D = 10, got 0") "message (10, 0, 1)"
-            Expect.stringContains (message (10, 11, 1)) ("--epitome-size") "message (10, 11, 1)"
-            Expect.stringContains (message (10, 4, 0)) ("--epitome-stride s must be between 1 and K = 4") "message (10, 4, 0)"
-            Expect.stringContains (message (10, 4, 5)) ("--epitome-stride") "message (10, 4, 5)"
+        testCase "bad layouts name the configuration key and the expected value" <| fun () ->
+            let message (d, k, s) = (throws<ConfigException> (fun () -> EpitomeLayout.Create(d, k, s) |> ignore)).Message
+            Expect.stringContains (message (10, 0, 1)) ("epitome_size (K) must be between 1 and the latent size D = 10, got 0") "message (10, 0, 1)"
+            Expect.stringStarts (message (10, 11, 1)) ("epitome_size ") "message (10, 11, 1)"
+            Expect.stringContains (message (10, 4, 0)) ("epitome_stride (s) must be between 1 and K = 4") "message (10, 4, 0)"
+            Expect.stringStarts (message (10, 4, 5)) ("epitome_stride ") "message (10, 4, 5)"
             Expect.stringContains (message (10, 4, 4)) ("do not tile D = 10 units") "message (10, 4, 4)"
             // The same errors through the configuration.
             let config = TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 4, EpitomeStride = Nullable 4)
-            Expect.stringContains ((throws<VaeResearchException> (fun () -> config.Validate() |> ignore)).Message) ("do not tile") "(throws<VaeResearchException> (fun () -> config.Validate() |> ignore)).Message"
+            Expect.stringContains ((throws<ConfigException> (fun () -> config.Validate() |> ignore)).Message) ("do not tile") "(throws<ConfigException> (fun () -> config.Validate() |> ignore)).Message"
 
         property Seed 60 "the eVAE's per-example KL counts exactly the K units of the assigned epitome" <| fun () ->
             let gen =
@@ -691,17 +691,18 @@ let tests =
                 // The closed form the factory matches with agrees with the modules' own count.
                 Expect.equal (MixtureVae.ParameterCount(784, d, hidden, decoder, batchNorm)) ce "MixtureVae.ParameterCount(784, d, hidden, decoder, batchNorm)"
 
-        testCase "TrainConfig Validate rejects each bad setting with a message naming the option" <| fun () ->
+        testCase "TrainConfig Validate rejects each bad setting with a message naming its configuration key" <| fun () ->
             let defaults = TrainConfig()
             sameAs (defaults.Validate()) defaults "the defaults are valid (Validate returns the config)"
-            for name, config, option in invalidConfigs do
-                let e = throws<VaeResearchException> (fun () -> config.Validate() |> ignore)
-                Expect.stringContains e.Message option ($"{name}: {e.Message}")
-            let e = throws<VaeResearchException> (fun () -> TrainConfig(K = 0).Validate() |> ignore)
-            Expect.equal e.Message ("--k (importance samples) must be >= 1, got 0") "e.Message"
+            for name, config, key in invalidConfigs do
+                let e = throws<ConfigException> (fun () -> config.Validate() |> ignore)
+                Expect.equal e.Key key ($"{name}: {e.Message}")
+                Expect.stringStarts e.Message (key + " ") ($"{name}: the message starts with the key")
+            let e = throws<ConfigException> (fun () -> TrainConfig(Samples = 0).Validate() |> ignore)
+            Expect.equal e.Message ("k (importance samples) must be >= 1, got 0") "e.Message"
             // Valid corner cases pass.
             for config in
-                [ TrainConfig(K = 1, Latent = 1, Hidden = [| 1 |], Batch = 1, Epochs = 1, KlWeight = 0.0)
+                [ TrainConfig(Samples = 1, Latent = 1, Hidden = [| 1 |], Batch = 1, Epochs = 1, KlWeight = 0.0)
                   TrainConfig(Model = ModelKind.Evae, Latent = 10, EpitomeSize = Nullable 10)
                   TrainConfig(Model = ModelKind.Mvae, Latent = 10, EpitomeSize = Nullable 4, EpitomeStride = Nullable 2)
                   TrainConfig(Decoder = DecoderKind.Gaussian, Binarize = Nullable VaeResearch.Data.Binarization.None) ] do

@@ -42,13 +42,13 @@ static class BenchCommand
             Console.WriteLine($"{"case",-18} {"k",4} {"ms/step",9} {"samples/s",10} {"x gemm-bound",13} {"gen0/100 steps",15}");
             Console.WriteLine("(evae_assignment: ms per pass over 60,000 examples)");
             foreach (var s in steps)
-                Console.WriteLine($"{s.Name,-18} {s.K,4} {s.MsPerStep,9:F2} {s.SamplesPerSecond,10:F0} {s.GemmBoundRatio,13:F2} {s.Gen0PerHundredSteps,15:F1}");
+                Console.WriteLine($"{s.Name,-18} {s.Samples,4} {s.MsPerStep,9:F2} {s.SamplesPerSecond,10:F0} {s.GemmBoundRatio,13:F2} {s.Gen0PerHundredSteps,15:F1}");
             if (parse.GetValue(json) is { } file)
             {
                 var entries = new List<object> { new Dictionary<string, object> { ["name"] = "sgemm", ["gflops"] = gemm.Gflops, ["backend"] = gemm.Backend } };
                 entries.AddRange(steps.Select(s => new Dictionary<string, object>
                 {
-                    ["name"] = s.Name, ["k"] = s.K, ["ms_per_step"] = s.MsPerStep, ["samples_per_s"] = s.SamplesPerSecond,
+                    ["name"] = s.Name, ["k"] = s.Samples, ["ms_per_step"] = s.MsPerStep, ["samples_per_s"] = s.SamplesPerSecond,
                     ["gemm_bound_ratio"] = s.GemmBoundRatio, ["gen0_per_100_steps"] = s.Gen0PerHundredSteps,
                 }));
                 AtomicFile.WriteAllText(file.FullName, JsonSerializer.Serialize(entries, new JsonSerializerOptions { WriteIndented = true }));

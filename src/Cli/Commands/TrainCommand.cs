@@ -18,7 +18,7 @@ static class TrainCommand
         var dataset = Choice("--dataset", "Data set.", "mnist", "mnist", "synthetic");
         var syntheticDim = Value("--synthetic-dim", "True latent dimension d of the synthetic data set.", defaults.SyntheticDimension);
         var model = Choice("--model", "Model: vae (IWAE when k > 1), evae (epitomic VAE) or mvae (mixture VAE).", "vae", "vae", "evae", "mvae");
-        var k = Value("--k", "Importance samples k in the training bound (1: ELBO with analytic KL).", defaults.K);
+        var k = Value("--k", "Importance samples k in the training bound (1: ELBO with analytic KL).", defaults.Samples);
         var decoder = Choice("--decoder", "Decoder likelihood.", "bernoulli", "bernoulli", "gaussian");
         var latent = Value("--latent", "Latent dimension D.", defaults.Latent);
         var hidden = IntList("--hidden", "Hidden layer widths, comma-separated.", defaults.Hidden);
@@ -66,7 +66,7 @@ static class TrainCommand
                 Dataset = parse.GetValue(dataset)!,
                 SyntheticDimension = parse.GetValue(syntheticDim),
                 Model = ParseEnum<ModelKind>(parse.GetValue(model)!),
-                K = parse.GetValue(k),
+                Samples = parse.GetValue(k),
                 Decoder = ParseEnum<DecoderKind>(parse.GetValue(decoder)!),
                 Latent = parse.GetValue(latent),
                 Hidden = parse.GetValue(hidden)!,
@@ -101,7 +101,7 @@ static class TrainCommand
                 var givenJson = JsonSerializer.SerializeToNode(fromOptions, RunFolder.Json)!.AsObject();
                 foreach (var option in settings.Where(parse.IsExplicit))
                 {
-                    var key = option.Name.TrimStart('-').Replace('-', '_');
+                    var key = CliOptions.Key(option.Name);
                     if (!JsonElement.DeepEquals(JsonSerializer.SerializeToElement(savedJson[key]), JsonSerializer.SerializeToElement(givenJson[key])))
                         throw new VaeResearchException(
                             $"{option.Name} {givenJson[key]?.ToJsonString()} differs from the run's saved setting {savedJson[key]?.ToJsonString() ?? "(none)"}; " +
@@ -120,7 +120,7 @@ static class TrainCommand
             config.Validate();
             var data = Trainer.LoadData(config, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
             Console.Error.WriteLine(
-                $"training {CliOptions.Name(config.Model)} (D = {config.Latent}, k = {config.K}) on {data.Train.Name}: " +
+                $"training {CliOptions.Name(config.Model)} (D = {config.Latent}, k = {config.Samples}) on {data.Train.Name}: " +
                 $"{data.Train.Count} train / {data.Test.Count} test images, {config.Epochs} epochs, gemm {Gemm.BackendDescription}");
             var result = TrainingProgress.Run(progress => Trainer.Run(config, run, resuming, data, progress));
             if (result.Metrics.Count > 0)

@@ -7,12 +7,12 @@ namespace VaeResearch.Bench;
 
 /// <summary>One timed case of <c>vae bench</c>.</summary>
 /// <param name="Name">What was timed: <c>vae_step</c>, <c>evae_step</c> or <c>evae_assignment</c>.</param>
-/// <param name="K">Importance samples.</param>
+/// <param name="Samples">Importance samples k.</param>
 /// <param name="MsPerStep">Median milliseconds per step (forward, backward, Adam), or per pass over 60,000 examples for the assignment.</param>
 /// <param name="SamplesPerSecond">Training examples per second.</param>
 /// <param name="GemmBoundRatio">Time divided by the time of the same GEMM calls alone.</param>
 /// <param name="Gen0PerHundredSteps">Gen-0 garbage collections per 100 steps.</param>
-public sealed record StepTiming(string Name, int K, double MsPerStep, double SamplesPerSecond, double GemmBoundRatio, double Gen0PerHundredSteps);
+public sealed record StepTiming(string Name, int Samples, double MsPerStep, double SamplesPerSecond, double GemmBoundRatio, double Gen0PerHundredSteps);
 
 /// <summary>The sgemm throughput measured on the benchmark's GEMM shapes.</summary>
 /// <param name="Gflops">Billions of floating-point operations per second.</param>
@@ -39,7 +39,7 @@ public static class TrainingBenchmark
     public const int AssignmentExamples = 60_000;
 
     /// <summary>The seed model: 784-200-200-50, Bernoulli decoder, softplus (Burda et al. 2015).</summary>
-    public static TrainConfig SeedConfig(int k) => new() { Latent = 50, Hidden = [200, 200], K = k, Batch = Batch };
+    public static TrainConfig SeedConfig(int k) => new() { Latent = 50, Hidden = [200, 200], Samples = k, Batch = Batch };
 
     /// <summary>The benchmark's eVAE: the seed model with D = 50, K = 25, s = 25.</summary>
     public static TrainConfig EpitomicConfig => SeedConfig(1) with { Model = ModelKind.Evae, EpitomeSize = 25, EpitomeStride = 25 };

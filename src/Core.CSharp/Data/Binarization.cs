@@ -27,7 +27,7 @@ public static class BinarizationNames
         "fixed" => Binarization.Fixed,
         "threshold" => Binarization.Threshold,
         "none" => Binarization.None,
-        _ => throw new VaeResearchException($"--binarize: expected one of {string.Join(", ", All)}, got '{name}'"),
+        _ => throw new ConfigException("binarize", $"must be one of {string.Join(", ", All)}, got '{name}'"),
     };
 
     /// <summary>The lower-case name of <paramref name="mode"/>.</summary>

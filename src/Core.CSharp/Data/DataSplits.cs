@@ -22,6 +22,6 @@ public sealed record DataSplits(Dataset Train, Dataset? Validation, Dataset Test
     internal static void CheckValidation(int validation, int trainCount)
     {
         if (validation < 0 || validation >= trainCount)
-            throw new VaeResearchException($"--validation must be between 0 and {trainCount - 1} (the training set has {trainCount} examples), got {validation}");
+            throw new ConfigException("validation", $"must be between 0 and {trainCount - 1} (the training set has {trainCount} examples), got {validation}");
     }
 }

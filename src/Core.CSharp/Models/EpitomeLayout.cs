@@ -23,12 +23,12 @@ public sealed class EpitomeLayout
     public static EpitomeLayout Create(int latent, int size, int stride)
     {
         if (size < 1 || size > latent)
-            throw new VaeResearchException($"--epitome-size K must be between 1 and the latent size D = {latent}, got {size}");
+            throw new ConfigException("epitome_size", $"(K) must be between 1 and the latent size D = {latent}, got {size}");
         if (stride < 1 || stride > size)
-            throw new VaeResearchException($"--epitome-stride s must be between 1 and K = {size} (larger strides leave units unused), got {stride}");
+            throw new ConfigException("epitome_stride", $"(s) must be between 1 and K = {size} (larger strides leave units unused), got {stride}");
         if ((latent - size) % stride != 0)
-            throw new VaeResearchException(
-                $"epitomes of size K = {size} with stride s = {stride} do not tile D = {latent} units: (D - K) = {latent - size} must be a multiple of s");
+            throw new ConfigException("epitome_stride",
+                $"s = {stride}: epitomes of size K = {size} do not tile D = {latent} units ((D - K) = {latent - size} must be a multiple of s)");
         return new EpitomeLayout(latent, size, stride);
     }
 

@@ -53,7 +53,7 @@ public static class Evaluation
     /// </summary>
     public static double[] LogLikelihoodBounds(GenerativeModel model, float[] images, int count, int k, Rng rng, Action<int>? progress = null)
     {
-        if (k < 1) throw new VaeResearchException($"--k must be >= 1, got {k}");
+        if (k < 1) throw new ConfigException("k", $"must be >= 1, got {k}");
         int chunk = Math.Max(1, Math.Min(k, RowBudget / model.Groups));
         int batch = Math.Max(1, Math.Min(count, RowBudget / (chunk * model.Groups)));
         var result = new double[count];

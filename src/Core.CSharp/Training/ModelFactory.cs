@@ -36,6 +36,6 @@ public static class ModelFactory
     /// <summary>The epitome layout of an eVAE or mVAE configuration.</summary>
     public static EpitomeLayout Layout(TrainConfig config) =>
         EpitomeLayout.Create(config.Latent,
-            config.EpitomeSize ?? throw new VaeResearchException("--epitome-size K is required for --model evae or mvae"),
+            config.EpitomeSize ?? throw new ConfigException("epitome_size", "(K) is required by the evae and mvae models"),
             config.EpitomeStride ?? config.EpitomeSize.Value);
 }

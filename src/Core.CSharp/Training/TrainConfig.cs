@@ -27,7 +27,7 @@ public enum ScheduleKind
 
 /// <summary>
 /// Every setting of a training run, as <c>vae train</c> takes them and <c>config.json</c> stores them
-/// (snake_case keys). <see cref="Validate"/> names the option that is wrong.
+/// (snake_case keys). <see cref="Validate"/> names the configuration key that is wrong.
 /// </summary>
 public sealed record TrainConfig
 {
@@ -40,8 +40,12 @@ public sealed record TrainConfig
     /// <summary>Model family.</summary>
     public ModelKind Model { get; init; } = ModelKind.Vae;
 
-    /// <summary>Importance samples k in the training objective (1: the VAE's ELBO with analytic KL).</summary>
-    public int K { get; init; } = 1;
+    /// <summary>
+    /// Importance samples k in the training objective (1: the VAE's ELBO with analytic KL); Burda et al.'s k,
+    /// config key <c>k</c> (K is the epitome size).
+    /// </summary>
+    [JsonPropertyName("k")]
+    public int Samples { get; init; } = 1;
 
     /// <summary>Likelihood family of the decoder.</summary>
     public DecoderKind Decoder { get; init; } = DecoderKind.Bernoulli;
@@ -111,39 +115,40 @@ public sealed record TrainConfig
     public Binarization EffectiveBinarization =>
         Binarize ?? (Decoder == DecoderKind.Gaussian ? Binarization.None : Binarization.Dynamic);
 
-    /// <summary>Checks every setting; throws a <see cref="VaeResearchException"/> naming the option that is wrong.</summary>
+    /// <summary>Checks every setting; throws a <see cref="ConfigException"/> naming the configuration key that is wrong.</summary>
     public TrainConfig Validate()
     {
-        static void Require(bool ok, string message)
+        static void Require(bool ok, string key, string detail)
         {
-            if (!ok) throw new VaeResearchException(message);
+            if (!ok) throw new ConfigException(key, detail);
         }
-        Require(Dataset is "mnist" or "synthetic", $"--dataset must be mnist or synthetic, got '{Dataset}'");
-        Require(SyntheticDimension >= 1, $"--synthetic-dim must be >= 1, got {SyntheticDimension}");
-        Require(K >= 1, $"--k (importance samples) must be >= 1, got {K}");
-        Require(Latent >= 1, $"--latent (D) must be >= 1, got {Latent}");
-        Require(Hidden.Length >= 1 && Hidden.All(h => h >= 1), $"--hidden must list positive widths, got '{string.Join(",", Hidden)}'");
-        Require(Batch >= 2 || !Batchnorm, $"--batch must be >= 2 with --batchnorm, got {Batch}");
-        Require(Batch >= 1, $"--batch must be >= 1, got {Batch}");
-        Require(Epochs >= 1, $"--epochs must be >= 1, got {Epochs}");
-        Require(double.IsFinite(Lr) && Lr > 0, $"--lr must be positive, got {Lr}");
-        Require(AdamBeta1 >= 0 && AdamBeta1 < 1, $"--adam-beta1 must be in [0, 1), got {AdamBeta1}");
-        Require(AdamBeta2 >= 0 && AdamBeta2 < 1, $"--adam-beta2 must be in [0, 1), got {AdamBeta2}");
-        Require(double.IsFinite(AdamEps) && AdamEps > 0, $"--adam-eps must be positive, got {AdamEps}");
-        Require(double.IsFinite(KlWeight) && KlWeight >= 0, $"--kl-weight must be >= 0, got {KlWeight}");
-        Require(WarmupEpochs >= 0, $"--warmup-epochs must be >= 0, got {WarmupEpochs}");
-        Require(DropoutZ >= 0 && DropoutZ < 1, $"--dropout-z must be in [0, 1), got {DropoutZ}");
-        Require(TrainSubset is null or >= 1, $"--train-subset must be >= 1, got {TrainSubset}");
-        Require(TestSubset is null or >= 1, $"--test-subset must be >= 1, got {TestSubset}");
-        Require(Decoder == DecoderKind.Gaussian || EffectiveBinarization != Binarization.None,
-            "--binarize none gives grey levels, which need --decoder gaussian (a Bernoulli decoder needs binary pixels)");
+        Require(Dataset is "mnist" or "synthetic", "dataset", $"must be mnist or synthetic, got '{Dataset}'");
+        Require(SyntheticDimension >= 1, "synthetic_dimension", $"must be >= 1, got {SyntheticDimension}");
+        Require(Samples >= 1, "k", $"(importance samples) must be >= 1, got {Samples}");
+        Require(Latent >= 1, "latent", $"(D) must be >= 1, got {Latent}");
+        Require(Hidden.Length >= 1 && Hidden.All(h => h >= 1), "hidden", $"must list positive widths, got '{string.Join(",", Hidden)}'");
+        Require(Batch >= 2 || !Batchnorm, "batch", $"must be >= 2 with batch norm, got {Batch}");
+        Require(Batch >= 1, "batch", $"must be >= 1, got {Batch}");
+        Require(Epochs >= 1, "epochs", $"must be >= 1, got {Epochs}");
+        Require(double.IsFinite(Lr) && Lr > 0, "lr", $"must be positive, got {Lr}");
+        Require(AdamBeta1 >= 0 && AdamBeta1 < 1, "adam_beta1", $"must be in [0, 1), got {AdamBeta1}");
+        Require(AdamBeta2 >= 0 && AdamBeta2 < 1, "adam_beta2", $"must be in [0, 1), got {AdamBeta2}");
+        Require(double.IsFinite(AdamEps) && AdamEps > 0, "adam_eps", $"must be positive, got {AdamEps}");
+        Require(double.IsFinite(KlWeight) && KlWeight >= 0, "kl_weight", $"must be >= 0, got {KlWeight}");
+        Require(WarmupEpochs >= 0, "warmup_epochs", $"must be >= 0, got {WarmupEpochs}");
+        Require(DropoutZ >= 0 && DropoutZ < 1, "dropout_z", $"must be in [0, 1), got {DropoutZ}");
+        Require(TrainSubset is null or >= 1, "train_subset", $"must be >= 1, got {TrainSubset}");
+        Require(TestSubset is null or >= 1, "test_subset", $"must be >= 1, got {TestSubset}");
+        Require(Decoder == DecoderKind.Gaussian || EffectiveBinarization != Binarization.None, "binarize",
+            "none gives grey levels, which need the gaussian decoder (a Bernoulli decoder needs binary pixels)");
         if (Model == ModelKind.Vae)
         {
-            Require(EpitomeSize is null && EpitomeStride is null, "--epitome-size and --epitome-stride apply to --model evae or mvae only");
+            Require(EpitomeSize is null, "epitome_size", "applies to the evae and mvae models only");
+            Require(EpitomeStride is null, "epitome_stride", "applies to the evae and mvae models only");
         }
         else
         {
-            Require(EpitomeSize is not null, $"--model {Model.ToString().ToLowerInvariant()} needs --epitome-size K");
+            Require(EpitomeSize is not null, "epitome_size", $"(K) is required by the {Model.ToString().ToLowerInvariant()} model");
             EpitomeLayout.Create(Latent, EpitomeSize!.Value, EpitomeStride ?? EpitomeSize.Value);
         }
         return this;

@@ -159,7 +159,7 @@ public static class Trainer
                 {
                     var x = Tensor.Empty(rows.Length, dim);
                     binarizer.Fill(rows, epoch, x.Data);
-                    var objective = -model.Objective(x, groups, config.K, (float)beta, noise).Mean();
+                    var objective = -model.Objective(x, groups, config.Samples, (float)beta, noise).Mean();
                     objective.Backward();
                     loss = objective.Item();
                 }
@@ -175,7 +175,7 @@ public static class Trainer
                     if (!float.IsFinite(v))
                         throw new TrainingDivergedException(run, epoch + 1, batches, "a weight is not finite");
 
-            var eval = Evaluation.Evaluate(model, testImages, data.Test.Count, config.K, new Rng(config.Seed, TrainStreams.Eval(epoch)));
+            var eval = Evaluation.Evaluate(model, testImages, data.Test.Count, config.Samples, new Rng(config.Seed, TrainStreams.Eval(epoch)));
             var row = new MetricsRow(epoch + 1, lr, beta, boundSum / train.Count, eval.Bound, eval.Units.TotalKl,
                 eval.Units.ActiveUnits(), clock.Elapsed.TotalSeconds);
             metrics.Add(row);
