@@ -539,13 +539,13 @@ module RunStore =
         name, Series.ofOptionalObservations (Array.map2 (fun k r -> k, value r) keys rows) :> ISeries<'K>
 
     /// <summary>
-    /// The runs frame: one row per summary, keyed by its label, with a typed column per field named as config.json
-    /// names the setting (<c>model</c>, <c>latent</c>, <c>k</c>, <c>epitome_size</c>, <c>warmup_epochs</c>,
-    /// <c>batchnorm</c>, <c>seed</c>, ...) plus <c>path</c>, <c>description</c>, <c>backend</c>, <c>threads</c>, the final
+    /// The runs frame: one row per summary, keyed by its label, with a typed column per field: <c>description</c>, every
+    /// setting named as config.json names it (<c>model</c>, <c>latent</c>, <c>k</c>, <c>epitome_size</c>,
+    /// <c>epitome_stride</c>, <c>warmup_epochs</c>, <c>batchnorm</c>, <c>seed</c>, ...), <c>backend</c>, <c>threads</c>, the final
     /// metrics (<c>completed_epochs</c>, <c>beta</c>, <c>train_bound</c>, <c>test_bound</c>, <c>kl</c>,
     /// <c>active_units</c>, <c>active_threshold</c>, <c>training_seconds</c>), eval.json (<c>nll</c>,
     /// <c>nll_standard_error</c>, <c>nll_k</c>, <c>nll_n</c>) and parzen.json (<c>parzen_log_likelihood</c>,
-    /// <c>parzen_standard_error</c>, <c>parzen_sigma</c>, <c>parzen_samples</c>); a value not recorded is missing.
+    /// <c>parzen_standard_error</c>, <c>parzen_sigma</c>, <c>parzen_samples</c>) and <c>path</c>; a value not recorded is missing.
     /// </summary>
     let runsFrame (summaries: RunSummary seq) : Frame<string, string> =
         let rows = Seq.toArray summaries
@@ -555,14 +555,17 @@ module RunStore =
         let eval f = fun (s: RunSummary) -> s.Eval |> Option.map f
         let parzen f = fun (s: RunSummary) -> s.Parzen |> Option.map f
         Frame.ofColumns
-            [ col "path" (fun s -> s.Path)
-              col "description" (fun s -> s.Description)
-              col "dataset" (fun s -> s.Dataset)
-              col "synthetic_dimension" (fun s -> s.SyntheticDimension)
+            [ col "description" (fun s -> s.Description)
               col "model" (fun s -> s.Model)
-              col "k" (fun s -> s.ImportanceSamples)
-              col "decoder" (fun s -> s.Decoder)
               col "latent" (fun s -> s.Latent)
+              col "k" (fun s -> s.ImportanceSamples)
+              opt "epitome_size" (fun s -> s.EpitomeSize)
+              opt "epitome_stride" (fun s -> s.EpitomeStride)
+              col "kl_weight" (fun s -> s.KlWeight)
+              col "warmup_epochs" (fun s -> s.WarmupEpochs)
+              col "batchnorm" (fun s -> s.Batchnorm)
+              col "dropout_z" (fun s -> s.DropoutZ)
+              col "decoder" (fun s -> s.Decoder)
               col "hidden" (fun s -> s.Hidden)
               col "activation" (fun s -> s.Activation)
               col "batch" (fun s -> s.Batch)
@@ -572,13 +575,9 @@ module RunStore =
               col "adam_beta1" (fun s -> s.AdamBeta1)
               col "adam_beta2" (fun s -> s.AdamBeta2)
               col "adam_eps" (fun s -> s.AdamEps)
-              col "kl_weight" (fun s -> s.KlWeight)
-              col "warmup_epochs" (fun s -> s.WarmupEpochs)
-              col "batchnorm" (fun s -> s.Batchnorm)
-              col "dropout_z" (fun s -> s.DropoutZ)
-              opt "epitome_size" (fun s -> s.EpitomeSize)
-              opt "epitome_stride" (fun s -> s.EpitomeStride)
               col "binarize" (fun s -> s.Binarize)
+              col "dataset" (fun s -> s.Dataset)
+              col "synthetic_dimension" (fun s -> s.SyntheticDimension)
               opt "train_subset" (fun s -> s.TrainSubset)
               opt "test_subset" (fun s -> s.TestSubset)
               col "seed" (fun s -> s.Seed)
@@ -599,7 +598,8 @@ module RunStore =
               opt "parzen_log_likelihood" (parzen (fun p -> p.LogLikelihood))
               opt "parzen_standard_error" (parzen (fun p -> p.StandardError))
               opt "parzen_sigma" (parzen (fun p -> p.Sigma))
-              opt "parzen_samples" (parzen (fun p -> p.NSamples)) ]
+              opt "parzen_samples" (parzen (fun p -> p.NSamples))
+              col "path" (fun s -> s.Path) ]
 
     /// <summary>
     /// The metrics frame: one row per run (its <see cref="labels"/>) and epoch, with the columns of metrics.csv
