@@ -85,7 +85,7 @@ type Run =
 /// metrics.csv and the tables CSV name them.
 /// </summary>
 type RunSummary =
-    { /// The run's label, its row key in the frames: the folder relative to the runs' common parent (forward slashes).
+    { /// The run's label, its row key in the frames (<c>RunStore.labels</c>: its last folder names, as few as tell the runs apart).
       Run: string
       /// Full path of the folder.
       Path: string
@@ -399,34 +399,31 @@ module RunStore =
         $"{run.Name} ({describe run}): {final}{eval}{parzen}"
 
     /// <summary>
-    /// The runs' labels, their row keys in frames and tables: each folder relative to the deepest folder that holds
-    /// them all (forward slashes; runs side by side get their folder names); a folder listed twice gets -2, -3, ...
+    /// The runs' labels, their row keys in frames and tables: the last folder names of each run's path, as few as
+    /// keep different folders apart (the same number for every run, joined by '/': runs side by side get their
+    /// folder names, DIR/vae/seed0 and DIR/evae/seed0 get vae/seed0 and evae/seed0); a folder listed twice gets
+    /// -2, -3, ... appended.
     /// </summary>
     let labels (runs: Run list) : string list =
-        let paths = runs |> List.map (fun r -> Path.GetFullPath(Path.TrimEndingDirectorySeparator r.Path))
-        let inside (dir: string) (path: string) =
-            let relative = Path.GetRelativePath(dir, path)
-            relative <> "." && relative <> ".." && not (relative.StartsWith(".." + string Path.DirectorySeparatorChar)) && not (Path.IsPathRooted relative)
-        let rec common (dir: string) =
-            if paths |> List.forall (inside dir) then dir
-            else
-                match Path.GetDirectoryName dir with
-                | null -> dir
-                | parent -> common parent
-        match paths with
-        | [] -> []
-        | first :: _ ->
-            let root = common (Path.GetDirectoryName first |> Option.ofObj |> Option.defaultValue first)
-            let seen = Dictionary<string, int>()
-            [ for path in paths ->
-                  let label = Path.GetRelativePath(root, path).Replace('\\', '/')
-                  match seen.TryGetValue label with
-                  | true, n ->
-                      seen[label] <- n + 1
-                      $"{label}-{n + 1}"
-                  | _ ->
-                      seen[label] <- 1
-                      label ]
+        let segments =
+            runs
+            |> List.map (fun r ->
+                Path.GetFullPath(Path.TrimEndingDirectorySeparator r.Path)
+                    .Split([| Path.DirectorySeparatorChar; Path.AltDirectorySeparatorChar |], StringSplitOptions.RemoveEmptyEntries))
+        let folders = segments |> List.map (fun s -> String.Join("/", s)) |> List.distinct |> List.length
+        let last n (s: string[]) = String.Join("/", s[max 0 (s.Length - n) ..])
+        let deepest = segments |> List.fold (fun m s -> max m s.Length) 1
+        let depth = seq { 1 .. deepest } |> Seq.tryFind (fun n -> (segments |> List.map (last n) |> List.distinct).Length = folders)
+        let seen = Dictionary<string, int>()
+        [ for s in segments ->
+              let label = last (Option.defaultValue deepest depth) s
+              match seen.TryGetValue label with
+              | true, n ->
+                  seen[label] <- n + 1
+                  $"{label}-{n + 1}"
+              | _ ->
+                  seen[label] <- 1
+                  label ]
 
     /// The backend and thread count config.json records beside the settings ("native" and None when it does not).
     let private recorded (run: Run) =

@@ -162,14 +162,15 @@ let tests =
             Expect.equal (pivot.GetColumn<float> 3 |> Series.get "vae") ((final "vae3" + float (List.last metrics).ActiveUnits) / 2.0) "vae D=3: the mean of two runs"
             Expect.isFalse (pivot.GetColumn<float> 4 |> Series.has "vae") "no vae with D = 4: missing"
 
-        testCase "labels are folders relative to the runs' common parent; a folder listed twice gets a suffix" <| fun () ->
+        testCase "labels are the fewest last folder names that tell runs apart; a folder listed twice gets a suffix" <| fun () ->
             use folder = new TempFolder("vae-frames-")
             let random = Random 3
-            for sub in [ "sweep/a/run"; "sweep/b/run" ] do
+            for sub in [ "sweep/a/run"; "sweep/b/run"; "elsewhere/x" ] do
                 writeRun random (folder.Sub sub) (TrainConfig(Latent = 2)) 1 |> ignore
             let a, b = RunStore.load (folder.Sub "sweep/a/run"), RunStore.load (folder.Sub "sweep/b/run")
-            Expect.equal (RunStore.labels [ a; b ]) [ "a/run"; "b/run" ] "relative to sweep/"
+            Expect.equal (RunStore.labels [ a; b ]) [ "a/run"; "b/run" ] "the parent folder tells them apart"
             Expect.equal (RunStore.labels [ a ]) [ "run" ] "one run: its name"
+            Expect.equal (RunStore.labels [ a; RunStore.load (folder.Sub "elsewhere/x") ]) [ "run"; "x" ] "different names: the names"
             Expect.equal (RunStore.labels [ a; a ]) [ "run"; "run-2" ] "a repeat"
             Expect.equal (List.ofSeq (RunStore.metricsFrame [ a; b ]).RowKeys) [ "a/run", 1; "b/run", 1 ] "metrics rows keyed by label"
 
