@@ -6,6 +6,7 @@
 
 #load "ExampleRuns.fsx"
 
+open Deedle
 open VaeResearch.Analysis
 open VaeResearch.Training
 open ExampleRuns
@@ -22,12 +23,16 @@ for rank, u in Array.indexed (Activity.sortedUnits activity |> Array.map (fun i 
 for t in Activity.PaperThresholds do
     printfn "active units at %g: %d of %d" t (Activity.activeCount t activity) activity.Length
 
-let history = Activity.history run
-let counts = Activity.activeCounts Activity.DefaultThreshold history |> Array.map (fun (e, c) -> $"{e}:{c}") |> String.concat " "
+// Per-epoch active counts from the run's activity frame (rows: run x epoch x unit).
+let counts =
+    Activity.activeByEpoch Activity.DefaultThreshold (RunStore.activityFrame [ run ])
+    |> Series.observations
+    |> Seq.map (fun ((_, epoch), count) -> $"{epoch}:{count}")
+    |> String.concat " "
 printfn "active units per epoch (activity.csv, A_u > 0.01): %s" counts
 
 // The checkpoint's activity agrees with the last row of activity.csv when training evaluated the whole test set.
 if not run.Config.TestSubset.HasValue then
-    let recorded = Activity.final history
+    let recorded = Activity.final (Activity.history run)
     let largest = Array.map2 (fun (a: UnitActivity) (b: UnitActivity) -> abs (a.Activity - b.Activity)) units recorded |> Array.max
     printfn "largest difference from activity.csv's last epoch: %.2g" largest

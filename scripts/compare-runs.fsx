@@ -1,12 +1,14 @@
-// Compare two runs: final metrics side by side, the active units at the papers' three thresholds, the
-// Parzen estimate of each (1,000 samples, a quick version of the protocol), and the bound and
-// active-unit charts as SVG.
+// Compare two runs with Deedle frames: the runs frame's settings and final metrics side by side, final
+// active units pivoted by KL weight and latent size at the papers' three thresholds, the activity of
+// every unit across runs, the Parzen estimate of each (1,000 samples, a quick version of the protocol),
+// and the bound and active-unit charts as SVG.
 //
 //   dotnet fsi scripts/compare-runs.fsx [RUN_A RUN_B]
 
 #load "ExampleRuns.fsx"
 
 open System.IO
+open Deedle
 open VaeResearch.Analysis
 open VaeResearch.Training
 open ExampleRuns
@@ -16,14 +18,20 @@ let runs = runsOrExamples 2 |> RunStore.loadMany
 for run in runs do
     printfn "%s" (RunStore.summary run)
 
-printfn ""
-printfn "%-16s %12s %12s %8s %s" "run" "test bound" "KL" "epochs" "active units at 0.01 / 0.02 / 0.1"
-for run in runs do
-    let final = Activity.final (Activity.history run) |> Array.map (fun u -> u.Activity)
-    let counts = Activity.PaperThresholds |> Array.map (fun t -> string (Activity.activeCount t final)) |> String.concat " / "
-    match RunStore.finalMetrics run with
-    | Some m -> printfn "%-16s %12.2f %12.2f %8d %s" run.Name m.TestBound m.Kl m.Epoch counts
-    | None -> printfn "%-16s (no completed epoch)" run.Name
+// One row per run: a few of the runs frame's columns.
+let frame = RunStore.runsFrame (RunStore.summaries Activity.DefaultThreshold runs)
+printfn "%s" (frame.Columns.[ [ "model"; "latent"; "kl_weight"; "completed_epochs"; "test_bound"; "kl"; "active_units" ] ].Format())
+
+// Final active units by KL weight (rows) and latent size (columns), at each of the papers' thresholds.
+for t in Activity.PaperThresholds do
+    printfn "final active units at A_u > %g:" t
+    RunStore.runsFrame (RunStore.summaries t runs)
+    |> Frame.pivotTable (fun _ r -> r.GetAs<float> "kl_weight") (fun _ r -> r.GetAs<int> "latent") (fun f -> f.GetColumn<float> "active_units" |> Stats.mean)
+    |> fun pivot -> printfn "%s" (pivot.Format())
+
+// A_u of every unit after the last epoch, one column per run.
+printfn "activity per unit after the last epoch (activity.csv):"
+printfn "%s" ((RunStore.activityFrame runs |> Activity.finalByUnit).Format())
 
 // Parzen estimates with 1,000 samples and 500 validation images (the full protocol: `vae parzen RUN`).
 printfn ""

@@ -8,6 +8,7 @@
 
 open System
 open System.IO
+open Deedle
 open VaeResearch.Analysis
 open ExampleRuns
 
@@ -21,7 +22,10 @@ let unitsFile = Path.Combine(out, $"{run.Name}-units.svg")
 Charts.shade run Activity.DefaultThreshold |> Svg.save shadeFile
 Charts.sortedActivity run.Name (Activity.final history) Activity.DefaultThreshold |> Svg.save unitsFile
 
-// Text version: one row per unit (sorted as in the SVG), one character per epoch, darker = more active.
+// Text version from the activity frame (rows: run x epoch x unit): one row per unit (sorted as in the
+// SVG), one character per epoch, darker = more active.
+let activity = (RunStore.activityFrame [ run ]).GetColumn<float> "activity"
+let label = List.head (RunStore.labels [ run ])
 let shades = " .:-=+*#%@"
 let level (a: float) =
     // log10 A_u from 1e-4 (blank) to 1e1 (@).
@@ -30,7 +34,7 @@ let level (a: float) =
 printfn "%s: log10 activity per unit (rows, sorted by initial activity) and epoch (columns %d..%d)"
     run.Name history.Epochs[0] history.Epochs[history.Epochs.Length - 1]
 for rank, u in Array.indexed order do
-    let cells = history.Activity |> Array.map (fun epoch -> level epoch[u]) |> String
+    let cells = history.Epochs |> Array.map (fun epoch -> level (Series.get (label, epoch, u) activity)) |> String
     printfn "%4d  unit %3d |%s|" (rank + 1) u cells
 printfn "scale: ' ' < 1e-4 ... '@' >= 10; active units at the last epoch (A_u > 0.01): %d"
     (Activity.activeCount Activity.DefaultThreshold history.Activity[history.Activity.Length - 1])

@@ -6,6 +6,7 @@ namespace VaeResearch.Analysis
 open System
 open System.Globalization
 open System.Text
+open Deedle
 open VaeResearch
 open VaeResearch.Data
 open VaeResearch.Engine
@@ -112,27 +113,19 @@ module Activity =
         ofImages trained.Model images test.Count
 
     /// <summary>
-    /// activity.csv of <paramref name="run"/> as matrices; an epoch without exactly the units 0..D-1 is an error naming the file.
+    /// activity.csv of <paramref name="run"/> as matrices; rows that do not pass <c>RunStore.validate</c> (an epoch
+    /// without exactly the units 0..D-1) are an error naming the file.
     /// </summary>
     let history (run: Run) : ActivityHistory =
+        RunStore.validate run
         let latent = run.Config.Latent
-        let path = IO.Path.Combine(run.Path, "activity.csv")
         let epochs = run.Activity |> Array.map (fun r -> r.Epoch) |> Array.distinct |> Array.sort
         let index = epochs |> Array.mapi (fun i e -> e, i) |> dict
-        let activity = Array.init epochs.Length (fun _ -> Array.create latent nan)
-        let kl = Array.init epochs.Length (fun _ -> Array.create latent nan)
+        let activity = Array.init epochs.Length (fun _ -> Array.zeroCreate latent)
+        let kl = Array.init epochs.Length (fun _ -> Array.zeroCreate latent)
         for r in run.Activity do
-            if r.Unit < 0 || r.Unit >= latent then
-                raise (FileFormatException(path, $"epoch {r.Epoch}, column 'unit'", $"a unit in [0, {latent}) (config.json has latent = {latent})", string r.Unit))
-            let i = index[r.Epoch]
-            if not (Double.IsNaN(activity[i][r.Unit])) then
-                raise (FileFormatException(path, $"epoch {r.Epoch}, unit {r.Unit}", "one row", "a second row"))
-            activity[i][r.Unit] <- r.Activity
-            kl[i][r.Unit] <- r.Kl
-        for i in 0 .. epochs.Length - 1 do
-            match Array.tryFindIndex Double.IsNaN activity[i] with
-            | Some u -> raise (FileFormatException(path, $"epoch {epochs[i]}, unit {u}", "a row for every unit", "no row"))
-            | None -> ()
+            activity[index[r.Epoch]][r.Unit] <- r.Activity
+            kl[index[r.Epoch]][r.Unit] <- r.Kl
         { Epochs = epochs; Units = latent; Activity = activity; Kl = kl }
 
     /// <summary>
@@ -151,6 +144,25 @@ module Activity =
         else
             let last = history.Epochs.Length - 1
             Array.init history.Units (fun u -> { Unit = u; Activity = history.Activity[last][u]; Kl = history.Kl[last][u] })
+
+    /// <summary>
+    /// Active units (A_u above <paramref name="threshold"/>) per run and epoch of an activity frame
+    /// (<c>RunStore.activityFrame</c>), keyed (run, epoch).
+    /// </summary>
+    let activeByEpoch (threshold: float) (activity: Frame<string * int * int, string>) : Series<string * int, int> =
+        activity.GetColumn<float> "activity"
+        |> Series.groupInto (fun (run, epoch, _) _ -> run, epoch) (fun _ units -> units |> Series.filterValues (fun a -> a > threshold) |> Series.countValues)
+
+    /// <summary>
+    /// A_u of every unit after each run's last recorded epoch, from an activity frame (<c>RunStore.activityFrame</c>):
+    /// one row per unit, one column per run (missing where a run has fewer units).
+    /// </summary>
+    let finalByUnit (activity: Frame<string * int * int, string>) : Frame<int, string> =
+        let values = activity.GetColumn<float> "activity"
+        let last = values.Keys |> Seq.groupBy (fun (run, _, _) -> run) |> Seq.map (fun (run, keys) -> run, keys |> Seq.map (fun (_, e, _) -> e) |> Seq.max) |> Seq.toList
+        Frame.ofColumns
+            [ for run, epoch in last ->
+                  run, values |> Series.filter (fun (r, e, _) _ -> r = run && e = epoch) |> Series.mapKeys (fun (_, _, u) -> u) ]
 
     /// CSV text (unit, activity, kl, active) with a header pandas and Deedle read unchanged.
     let csv (threshold: float) (units: UnitActivity[]) =

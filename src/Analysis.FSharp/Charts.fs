@@ -163,32 +163,42 @@ module Charts =
         let key = legend plot [ for s in chart.Series -> s.Name, lineSwatch s.Colour s.Dashed ]
         Svg.document Width Height (frame @ series @ [ key ])
 
-    /// Test bound (solid) and training bound (dashed) per epoch for several runs (metrics.csv).
+    /// (epoch, value) of one run in a frame column keyed (run, epoch), by epoch; missing values left out.
+    let private perEpoch (label: string) (column: Deedle.Series<string * int, float>) =
+        column.Observations
+        |> Seq.filter (fun kv -> fst kv.Key = label)
+        |> Seq.map (fun kv -> float (snd kv.Key), kv.Value)
+        |> Seq.sortBy fst
+        |> Seq.toArray
+
+    /// Test bound (solid) and training bound (dashed) per epoch for several runs (their metrics frame).
     let bound (runs: Run list) : SvgNode =
+        let metrics = RunStore.metricsFrame runs
+        let test = metrics.GetColumn<float> "test_bound"
+        let train = metrics.GetColumn<float> "train_bound"
         lineChart
             { Title = "Bound per epoch"
               XLabel = "epoch"
               YLabel = "bound (nats per image; higher is better)"
               Series =
-                [ for i, run in List.indexed runs do
-                      let points f = run.Metrics |> Array.map (fun (m: MetricsRow) -> float m.Epoch, f m)
-                      { Name = $"{run.Name} test"; Points = points (fun m -> m.TestBound); Colour = Svg.colour i; Dashed = false }
-                      { Name = $"{run.Name} train"; Points = points (fun m -> m.TrainBound); Colour = Svg.colour i; Dashed = true } ]
+                [ for i, (run, label) in List.indexed (List.zip runs (RunStore.labels runs)) do
+                      { Name = $"{run.Name} test"; Points = perEpoch label test; Colour = Svg.colour i; Dashed = false }
+                      { Name = $"{run.Name} train"; Points = perEpoch label train; Colour = Svg.colour i; Dashed = true } ]
               IntegerX = true
               YFromZero = false }
 
     /// <summary>
-    /// Active units (A_u above <paramref name="threshold"/>) per epoch for several runs, from activity.csv.
+    /// Active units (A_u above <paramref name="threshold"/>) per epoch for several runs, from their activity frame.
     /// </summary>
     let activeUnits (runs: Run list) (threshold: float) : SvgNode =
+        let counts = Activity.activeByEpoch threshold (RunStore.activityFrame runs) |> Deedle.Series.mapValues float
         lineChart
             { Title = $"Active units per epoch (A_u > {threshold.ToString(CultureInfo.InvariantCulture)})"
               XLabel = "epoch"
               YLabel = "active units"
               Series =
-                [ for i, run in List.indexed runs ->
-                      let counts = Activity.activeCounts threshold (Activity.history run)
-                      { Name = run.Name; Points = counts |> Array.map (fun (e, c) -> float e, float c); Colour = Svg.colour i; Dashed = false } ]
+                [ for i, (run, label) in List.indexed (List.zip runs (RunStore.labels runs)) ->
+                      { Name = run.Name; Points = perEpoch label counts; Colour = Svg.colour i; Dashed = false } ]
               IntegerX = true
               YFromZero = true }
 

@@ -105,15 +105,7 @@ img.grid { image-rendering: pixelated; } code { background: #f3f3f3; padding: 0 
 
         // Table of runs.
         add "<h2>Runs</h2>"
-        add "<table><tr><th>run</th><th>model</th><th>epochs</th><th>train bound</th><th>test bound</th><th>NLL (L<sub>k</sub>)</th><th>active units</th><th>Parzen</th></tr>"
-        for run in runs do
-            let r = Tables.row (Path.GetDirectoryName run.Path |> nonNull) options.Threshold run
-            let nll = r.Eval |> Option.map Tables.formatEval |> Option.defaultValue "—"
-            let active = r.ActiveUnits |> Option.map (fun a -> $"{a} / {r.Latent}") |> Option.defaultValue "—"
-            let parzen = r.Parzen |> Option.map Tables.formatParzen |> Option.defaultValue "—"
-            add $"""<tr><td>{html run.Name}</td><td>{html r.Model}</td><td class="num">{r.Epochs}</td><td class="num">{Tables.formatBound r.TrainBound}</td><td class="num">{Tables.formatBound r.TestBound}</td><td class="num">{html nll}</td><td class="num">{active}</td><td class="num">{html parzen}</td></tr>"""
-        add "</table>"
-        add $"""<p class="note">Bounds and NLL in nats per image. Active units: A<sub>u</sub> = Cov<sub>x</sub>(E<sub>q</sub>[u]) &gt; {threshold} (population variance over the run's test images) after the last epoch. Parzen: mean log-likelihood of the test images under Gaussian kernels on generated samples, ± standard error.</p>"""
+        body.Append(Tables.html options.Threshold (RunStore.summaries options.Threshold runs)) |> ignore
 
         // Charts comparing the runs.
         let withMetrics = runs |> List.filter (fun r -> r.Metrics.Length > 0)

@@ -1,73 +1,22 @@
 namespace VaeResearch.Analysis
 
 // The papers' tables from saved runs: final bound, L_5000 NLL where evaluated, active units and the
-// Parzen estimate for every run under a folder, as Markdown (to read) and CSV (for pandas or Deedle).
+// Parzen estimate of every run, as Markdown (to read), HTML (the report) and CSV (for pandas or Deedle).
+// Every rendering reads the run summaries of the run store (RunStore.summarize), and the Markdown and
+// HTML tables share one list of columns.
 
 open System
 open System.Globalization
 open System.IO
+open System.Net
 open System.Text
 open VaeResearch
 
-/// One run's line of the results table.
-type TableRow =
-    { /// The run folder relative to the table's folder (forward slashes).
-      Run: string
-      /// The model in brief, e.g. "vae D=50 k=1".
-      Model: string
-      /// Completed epochs.
-      Epochs: int
-      /// Final training bound (metrics.csv, with the epoch's beta).
-      TrainBound: float option
-      /// Final test bound with beta = 1 (metrics.csv).
-      TestBound: float option
-      /// The L_k estimate from eval.json, if evaluated.
-      Eval: EvalResult option
-      /// Active units after the last epoch at the table's threshold.
-      ActiveUnits: int option
-      /// Latent units D.
-      Latent: int
-      /// The Parzen estimate from parzen.json, if computed.
-      Parzen: ParzenResult option }
-
-/// Results tables over run folders.
+/// Results tables over run summaries.
 [<RequireQualifiedAccess>]
 module Tables =
 
     let private invariant (v: float) = v.ToString("R", CultureInfo.InvariantCulture)
-
-    /// <summary>
-    /// The table row of <paramref name="run"/>; its name is relative to <paramref name="baseDir"/>. Active units
-    /// come from the last epoch of activity.csv at <paramref name="threshold"/> (metrics.csv's count, which uses
-    /// 0.01, when activity.csv is empty).
-    /// </summary>
-    let row (baseDir: string) (threshold: float) (run: Run) : TableRow =
-        let relative = Path.GetRelativePath(baseDir, run.Path).Replace('\\', '/')
-        let final = RunStore.finalMetrics run
-        let history = Activity.history run
-        let active =
-            if history.Epochs.Length > 0 then Some(Activity.activeCount threshold history.Activity[history.Epochs.Length - 1])
-            elif threshold = Activity.DefaultThreshold then final |> Option.map (fun m -> m.ActiveUnits)
-            else None
-        { Run = (if relative = "." then run.Name else relative)
-          Model = RunStore.describe run
-          Epochs = RunStore.epochs run
-          TrainBound = final |> Option.map (fun m -> m.TrainBound)
-          TestBound = final |> Option.map (fun m -> m.TestBound)
-          Eval = run.Eval
-          ActiveUnits = active
-          Latent = run.Config.Latent
-          Parzen = run.Parzen }
-
-    /// <summary>
-    /// Rows for every run folder at or below <paramref name="dir"/>; a folder without runs is an error.
-    /// </summary>
-    let rows (dir: string) (threshold: float) : TableRow list =
-        let paths = RunStore.discover dir
-        if paths.IsEmpty then
-            raise (VaeResearchException($"no run folders (folders with config.json) under '{dir}'"))
-        let full = Path.GetFullPath dir
-        [ for p in paths -> row full threshold (RunStore.load p) ]
 
     let private cell (f: 'T -> string) (value: 'T option) = value |> Option.map f |> Option.defaultValue "—"
 
@@ -80,54 +29,92 @@ module Tables =
     /// A bound with two decimals (invariant culture), or a dash.
     let formatBound (v: float option) = cell (sprintf "%.2f") v
 
-    /// A Markdown (GitHub) table of the rows, with a note on the threshold.
-    let markdown (threshold: float) (rows: TableRow list) =
+    /// The columns of the human-readable tables: header, right-aligned, and the cell text of a run.
+    let private columns: (string * bool * (RunSummary -> string)) list =
+        [ "run", false, (fun s -> s.Run)
+          "model", false, (fun s -> s.Description)
+          "epochs", true, (fun s -> string s.CompletedEpochs)
+          "train bound", true, (fun s -> formatBound s.TrainBound)
+          "test bound", true, (fun s -> formatBound s.TestBound)
+          "NLL (L_k)", true, (fun s -> s.Eval |> cell formatEval)
+          "active units", true, (fun s -> s.ActiveUnits |> cell (fun a -> $"{a} / {s.Latent}"))
+          "Parzen", true, (fun s -> s.Parzen |> cell formatParzen) ]
+
+    /// The note under a table: units, the activity threshold and the Parzen estimate.
+    let private note (threshold: float) =
+        "Bounds and NLL in nats per image (NLL = -mean L_k over the test set, lower is better); active units: "
+        + $"A_u = Cov_x(E_q[u]) > {threshold.ToString(CultureInfo.InvariantCulture)} after the last epoch; "
+        + "Parzen: mean test log-likelihood in nats (higher is better) ± standard error."
+
+    /// <summary>
+    /// A Markdown (GitHub) table of the summaries, a note on the <paramref name="threshold"/>, and the run folders
+    /// that were skipped, each with the reason.
+    /// </summary>
+    let markdown (threshold: float) (summaries: RunSummary list) (skipped: SkippedRun list) =
         let escape (s: string) = s.Replace("|", "\\|")
+        let line (cells: string seq) = "| " + String.Join(" | ", cells) + " |\n"
         let sb = StringBuilder()
-        sb.Append("| run | model | epochs | train bound | test bound | NLL (L_k) | active units | Parzen |\n") |> ignore
-        sb.Append("|---|---|---:|---:|---:|---:|---:|---:|\n") |> ignore
-        for r in rows do
-            let nll = r.Eval |> cell formatEval
-            let parzen = r.Parzen |> cell formatParzen
-            let active = r.ActiveUnits |> cell (fun a -> $"{a} / {r.Latent}")
-            sb.Append($"| {escape r.Run} | {escape r.Model} | {r.Epochs} | {formatBound r.TrainBound} | {formatBound r.TestBound} ")
-              .Append($"| {nll} | {active} | {parzen} |\n")
-            |> ignore
-        sb.Append($"\nBounds and NLL in nats per image (NLL = -mean L_k over the test set, lower is better); active units: ")
-          .Append($"A_u = Cov_x(E_q[u]) > {threshold.ToString(CultureInfo.InvariantCulture)} after the last epoch; ")
-          .Append("Parzen: mean test log-likelihood in nats (higher is better) ± standard error.\n")
+        sb.Append(line [ for header, _, _ in columns -> header ])
+          .Append("|" + String.Join("|", [ for _, right, _ in columns -> if right then "---:" else "---" ]) + "|\n")
         |> ignore
+        for s in summaries do
+            sb.Append(line [ for _, _, text in columns -> escape (text s) ]) |> ignore
+        sb.Append('\n').Append(note threshold).Append('\n') |> ignore
+        if not skipped.IsEmpty then
+            sb.Append($"\nSkipped {skipped.Length} run folder(s) that could not be read:\n\n") |> ignore
+            for s in skipped do
+                sb.Append("- ").Append(s.Run).Append(": ").Append(s.Reason.ReplaceLineEndings " ").Append('\n') |> ignore
         sb.ToString()
 
-    /// The rows as CSV (empty cells where a value is missing), one header line, invariant culture.
-    let csv (threshold: float) (rows: TableRow list) =
+    /// <summary>
+    /// An HTML table of the summaries (cells HTML-encoded, numbers in <c>td class="num"</c>) followed by the note
+    /// on the <paramref name="threshold"/> in <c>p class="note"</c>.
+    /// </summary>
+    let html (threshold: float) (summaries: RunSummary list) =
+        let encode (s: string) = WebUtility.HtmlEncode s
+        let sb = StringBuilder("<table><tr>")
+        for header, _, _ in columns do
+            sb.Append($"<th>{encode header}</th>") |> ignore
+        sb.Append("</tr>\n") |> ignore
+        for s in summaries do
+            sb.Append("<tr>") |> ignore
+            for _, right, text in columns do
+                sb.Append(if right then "<td class=\"num\">" else "<td>").Append(encode (text s)).Append("</td>") |> ignore
+            sb.Append("</tr>\n") |> ignore
+        sb.Append("</table>\n").Append($"<p class=\"note\">{encode (note threshold)}</p>\n") |> ignore
+        sb.ToString()
+
+    /// The summaries as CSV (empty cells where a value is missing), one header line, invariant culture.
+    let csv (summaries: RunSummary list) =
         let sb = StringBuilder()
         sb.Append("run,model,latent,epochs,train_bound,test_bound,nll,nll_standard_error,nll_k,nll_n,active_units,active_threshold,")
           .Append("parzen_log_likelihood,parzen_standard_error,parzen_sigma\n")
         |> ignore
         let quote (s: string) = if s.IndexOfAny [| ','; '"'; '\n' |] >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s
         let opt f v = v |> Option.map f |> Option.defaultValue ""
-        for r in rows do
+        for s in summaries do
             let fields =
-                [ quote r.Run; quote r.Model; string r.Latent; string r.Epochs
-                  opt invariant r.TrainBound; opt invariant r.TestBound
-                  opt (fun (e: EvalResult) -> invariant e.Nll) r.Eval; opt (fun (e: EvalResult) -> invariant e.StandardError) r.Eval
-                  opt (fun (e: EvalResult) -> string e.K) r.Eval; opt (fun (e: EvalResult) -> string e.N) r.Eval
-                  opt string r.ActiveUnits; invariant threshold
-                  opt (fun (p: ParzenResult) -> invariant p.LogLikelihood) r.Parzen
-                  opt (fun (p: ParzenResult) -> invariant p.StandardError) r.Parzen
-                  opt (fun (p: ParzenResult) -> invariant p.Sigma) r.Parzen ]
+                [ quote s.Run; quote s.Description; string s.Latent; string s.CompletedEpochs
+                  opt invariant s.TrainBound; opt invariant s.TestBound
+                  opt (fun (e: EvalResult) -> invariant e.Nll) s.Eval; opt (fun (e: EvalResult) -> invariant e.StandardError) s.Eval
+                  opt (fun (e: EvalResult) -> string e.K) s.Eval; opt (fun (e: EvalResult) -> string e.N) s.Eval
+                  opt string s.ActiveUnits; invariant s.ActiveThreshold
+                  opt (fun (p: ParzenResult) -> invariant p.LogLikelihood) s.Parzen
+                  opt (fun (p: ParzenResult) -> invariant p.StandardError) s.Parzen
+                  opt (fun (p: ParzenResult) -> invariant p.Sigma) s.Parzen ]
             sb.Append(String.Join(",", fields)).Append('\n') |> ignore
         sb.ToString()
 
     /// <summary>
-    /// Writes the Markdown table to <paramref name="outFile"/> and the CSV beside it (same name, .csv); returns both paths.
+    /// Scans <paramref name="dir"/> (<c>RunStore.scan</c>), writes the Markdown table to <paramref name="outFile"/> and
+    /// the CSV beside it (same name, .csv); returns both paths and the run folders skipped (listed under the
+    /// Markdown table, absent from the CSV).
     /// </summary>
-    let write (dir: string) (outFile: string) (threshold: float) : string * string =
+    let write (dir: string) (outFile: string) (threshold: float) : string * string * SkippedRun list =
         if (nonNull (Path.GetExtension outFile)).Equals(".csv", StringComparison.OrdinalIgnoreCase) then
             raise (VaeResearchException($"--out names the Markdown file (e.g. results.md); the CSV is written beside it, got '{outFile}'"))
-        let table = rows dir threshold
+        let scan = RunStore.scan threshold dir
         let csvFile = nonNull (Path.ChangeExtension(outFile, ".csv"))
-        AtomicFile.WriteAllText(outFile, markdown threshold table)
-        AtomicFile.WriteAllText(csvFile, csv threshold table)
-        Path.GetFullPath outFile, Path.GetFullPath csvFile
+        AtomicFile.WriteAllText(outFile, markdown threshold scan.Summaries scan.Skipped)
+        AtomicFile.WriteAllText(csvFile, csv scan.Summaries)
+        Path.GetFullPath outFile, Path.GetFullPath csvFile, scan.Skipped
