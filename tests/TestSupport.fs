@@ -16,10 +16,10 @@ open Expecto
 let seeded (seed: uint64 * uint64) (maxTest: int) : FsCheckConfig =
     { FsCheckConfig.defaultConfig with maxTest = maxTest; replay = Some(fst seed, snd seed, None) }
 
-/// The configuration Expecto prints for a failing property ("Focus on error: ... (seed, gamma, size)"):
-/// one case, the failing one.
-let replayed (seed: uint64, gamma: uint64, size: int) : FsCheckConfig =
-    { FsCheckConfig.defaultConfig with maxTest = 1; replay = Some(seed, gamma, Some size) }
+/// The failing case of a property, from the triple Expecto prints under "Focus on error:"
+/// (`etestPropertyWithConfig (seed, gamma, Some size) "name"`): one case, the failing one.
+let replayed (seed: uint64, gamma: uint64, size: int option) : FsCheckConfig =
+    { FsCheckConfig.defaultConfig with maxTest = 1; replay = Some(seed, gamma, size) }
 
 /// A seeded FsCheck property test: `property seed maxTest name body`, body being a Property, a bool or a
 /// function of generated arguments.

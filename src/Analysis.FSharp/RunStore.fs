@@ -23,8 +23,8 @@ type EvalResult =
       Nll: float
       /// Standard error of the mean.
       StandardError: float
-      /// Importance samples k.
-      K: int
+      /// Importance samples k (Burda's k; K is the epitome size).
+      Samples: int
       /// Test images evaluated.
       N: int
       /// Binarization of the test images.
@@ -247,7 +247,7 @@ module RunStore =
         readJson path (fun f ->
             { Nll = f.Number "nll"
               StandardError = f.Number "standard_error"
-              K = f.Int "k"
+              Samples = f.Int "k"
               N = f.Int "n"
               Binarize = f.String "binarize"
               Epoch = f.OptionalInt "epoch" })
@@ -394,7 +394,7 @@ module RunStore =
             match finalMetrics run with
             | Some m -> sprintf "epoch %d: test bound %.2f, KL %.2f, %d active units" m.Epoch m.TestBound m.Kl m.ActiveUnits
             | None -> "no completed epoch"
-        let eval = run.Eval |> Option.map (fun e -> sprintf ", NLL %.2f +/- %.2f (k=%d)" e.Nll e.StandardError e.K) |> Option.defaultValue ""
+        let eval = run.Eval |> Option.map (fun e -> sprintf ", NLL %.2f +/- %.2f (k=%d)" e.Nll e.StandardError e.Samples) |> Option.defaultValue ""
         let parzen = run.Parzen |> Option.map (fun p -> sprintf ", Parzen %.1f +/- %.1f" p.LogLikelihood p.StandardError) |> Option.defaultValue ""
         $"{run.Name} ({describe run}): {final}{eval}{parzen}"
 
@@ -459,7 +459,7 @@ module RunStore =
           Dataset = c.Dataset
           SyntheticDimension = c.SyntheticDimension
           Model = spelled c.Model
-          ImportanceSamples = c.K
+          ImportanceSamples = c.Samples
           Decoder = spelled c.Decoder
           Latent = c.Latent
           Hidden = String.Join(",", c.Hidden)
@@ -590,7 +590,7 @@ module RunStore =
               col "training_seconds" (fun s -> s.TrainingSeconds)
               opt "nll" (eval (fun e -> e.Nll))
               opt "nll_standard_error" (eval (fun e -> e.StandardError))
-              opt "nll_k" (eval (fun e -> e.K))
+              opt "nll_k" (eval (fun e -> e.Samples))
               opt "nll_n" (eval (fun e -> e.N))
               opt "parzen_log_likelihood" (parzen (fun p -> p.LogLikelihood))
               opt "parzen_standard_error" (parzen (fun p -> p.StandardError))

@@ -21,7 +21,7 @@ module Tables =
     let private cell (f: 'T -> string) (value: 'T option) = value |> Option.map f |> Option.defaultValue "—"
 
     /// An L_k estimate as a table shows it, e.g. "86.76 ± 0.10 (k=5000, n=10000)" (invariant culture).
-    let formatEval (e: EvalResult) = sprintf "%.2f ± %.2f (k=%d, n=%d)" e.Nll e.StandardError e.K e.N
+    let formatEval (e: EvalResult) = sprintf "%.2f ± %.2f (k=%d, n=%d)" e.Nll e.StandardError e.Samples e.N
 
     /// A Parzen estimate as a table shows it, e.g. "325.1 ± 2.0 (σ=0.215)" (invariant culture).
     let formatParzen (p: ParzenResult) = sprintf "%.1f ± %.1f (σ=%.3f)" p.LogLikelihood p.StandardError p.Sigma
@@ -97,7 +97,7 @@ module Tables =
                 [ quote s.Run; quote s.Description; string s.Latent; string s.CompletedEpochs
                   opt invariant s.TrainBound; opt invariant s.TestBound
                   opt (fun (e: EvalResult) -> invariant e.Nll) s.Eval; opt (fun (e: EvalResult) -> invariant e.StandardError) s.Eval
-                  opt (fun (e: EvalResult) -> string e.K) s.Eval; opt (fun (e: EvalResult) -> string e.N) s.Eval
+                  opt (fun (e: EvalResult) -> string e.Samples) s.Eval; opt (fun (e: EvalResult) -> string e.N) s.Eval
                   opt string s.ActiveUnits; invariant s.ActiveThreshold
                   opt (fun (p: ParzenResult) -> invariant p.LogLikelihood) s.Parzen
                   opt (fun (p: ParzenResult) -> invariant p.StandardError) s.Parzen

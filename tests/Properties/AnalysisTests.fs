@@ -561,7 +561,7 @@ let tests =
             RunStore.writeParzen (Path.Combine(run.Path, RunStore.ParzenFile)) parzen
             let loaded = RunStore.load run.Path
             Expect.equal loaded.Parzen (Some parzen) "loaded.Parzen"
-            Expect.equal (loaded.Eval |> Option.map (fun v -> v.Nll, v.K, v.Epoch)) (Some(86.76, 5000, Some 3)) "loaded.Eval |> Option.map (fun v -> v.Nll, v.K, v.Epoch)"
+            Expect.equal (loaded.Eval |> Option.map (fun v -> v.Nll, v.Samples, v.Epoch)) (Some(86.76, 5000, Some 3)) "loaded.Eval |> Option.map (fun v -> v.Nll, v.Samples, v.Epoch)"
             Expect.hasLength loaded.Metrics 1 "loaded.Metrics"
             // The five keys of the contract (docs/contracts.md, "parzen.json") suffice.
             File.WriteAllText(Path.Combine(run.Path, RunStore.ParzenFile),
@@ -571,9 +571,9 @@ let tests =
         testCase "results tables have one CSV cell per header column, quoting awkward names" <| fun () ->
             let rows =
                 [ for name in awkwardNames ->
-                      { Run = name + ",x"; Model = "vae D=2 k=1"; Epochs = 3; TrainBound = Some -100.0; TestBound = None; Eval = None
-                        ActiveUnits = Some 2; Latent = 2; Parzen = None } ]
-            let lines = (Tables.csv 0.01 rows).TrimEnd('\n').Split('\n')
+                      let run = runWith 2 [| MetricsRow(3, 1e-3, 1.0, -100.0, -99.0, 1.0, 2, 0.5) |] [||] name
+                      { RunStore.summarize 0.01 (name + ",x") run with Description = name + " \"q\"" } ]
+            let lines = (Tables.csv rows).TrimEnd('\n').Split('\n')
             let header = lines[0].Split(',').Length
             // Count cells with a small CSV splitter that honours quotes.
             let cells (line: string) =
@@ -586,7 +586,7 @@ let tests =
             Expect.equal lines.Length (rows.Length + 1) "lines.Length"
             for line in lines[1..] do
                 Expect.equal (cells line) header line
-            let markdown = Tables.markdown 0.01 rows
+            let markdown = Tables.markdown 0.01 rows []
             Expect.stringContains markdown ("| run | model |") "markdown"
             Expect.equal (markdown.Split('\n') |> Array.filter (fun l -> l.StartsWith "| ") |> Array.length) (rows.Length + 1) "markdown.Split('\\n') |> Array.filter (fun l -> l.StartsWith \"| \") |> Array.length"
     ]

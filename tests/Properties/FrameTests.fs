@@ -46,7 +46,7 @@ let private writeRun (random: Random) (path: string) (config: TrainConfig) (epoc
 let private writeThreeRuns (folder: TempFolder) (seed: int) =
     let random = Random seed
     let vae3 = TrainConfig(Latent = 3, Seed = 3UL)
-    let vae5 = TrainConfig(Latent = 5, K = 5, Batchnorm = true)
+    let vae5 = TrainConfig(Latent = 5, Samples = 5, Batchnorm = true)
     let evae = TrainConfig(Model = ModelKind.Evae, Latent = 4, EpitomeSize = Nullable 2, EpitomeStride = Nullable 1)
     let written =
         [ "vae3", vae3, 3; "vae5", vae5, 2; "evae4", evae, 4 ]

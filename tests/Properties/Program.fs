@@ -14,5 +14,6 @@ let main argv =
           GradientTests.tests
           EngineTests.tests
           ModelTests.tests
-          AnalysisTests.tests ]
+          AnalysisTests.tests
+          FrameTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

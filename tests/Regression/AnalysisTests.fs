@@ -123,7 +123,9 @@ let tests =
 
         testCase "scripts/compare-runs.fsx compares two runs with Parzen estimates and charts" <| fun () ->
             let out = script "compare-runs.fsx"
-            Expect.stringContains out ("active units at 0.01 / 0.02 / 0.1") "out"
+            for t in [ "0.01"; "0.02"; "0.1" ] do
+                Expect.stringContains out $"final active units at A_u > {t}:" "the pivot at each of the papers' thresholds"
+            Expect.stringContains out "activity per unit after the last epoch" "the per-unit frame"
             Expect.equal (Regex.Matches(out, "Parzen log-likelihood -?[0-9.]+ \\+/- [0-9.]+ nats").Count) 2 out
             Expect.equal (checkSvgs out |> List.map Path.GetFileName) ([ "bound.svg"; "active-units.svg" ]) "checkSvgs out |> List.map Path.GetFileName"
 
