@@ -17,6 +17,18 @@ static class CommandCatalog
         yield return ParzenCommand.Create();
         yield return ReportCommand.Create();
         yield return TablesCommand.Create();
+        yield return SweepCommand.Create();
         yield return BenchCommand.Create();
     }
+
+    /// <summary>The <c>vae</c> root command with every subcommand.</summary>
+    public static RootCommand Root()
+    {
+        var root = new RootCommand("vae: variational autoencoders and the over-pruning of their latent units.");
+        foreach (var command in All()) root.Subcommands.Add(command);
+        return root;
+    }
+
+    /// <summary>Runs a <c>vae</c> command line in this process (a sweep task's evaluations); returns its exit code.</summary>
+    public static int Invoke(string[] args) => Root().Parse(args).Invoke();
 }

@@ -41,7 +41,11 @@ static class TrainCommand
         var testSubset = Optional<int>("--test-subset", "Per-epoch statistics on the first N test images.");
         var seed = Value("--seed", "Seed of every random choice.", 0UL);
         var threads = CliOptions.Threads("Worker threads (default: all cores). Bit-identical resume needs the same value.");
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last completed epoch up to --epochs." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last completed epoch up to --epochs (starts it when --out holds no run yet)." };
+        var configFile = new Option<FileInfo?>("--config")
+        {
+            Description = "Take the settings from this file: a run's config.json or a run entry of a sweep.json (options given as well override it).",
+        };
         var dataDir = CliOptions.DataDirectory();
 
         var command = new Command("train",
@@ -50,7 +54,7 @@ static class TrainCommand
         {
             outDir, dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, epochs, schedule, lr, beta1, beta2,
             adamEps, klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, binarize, trainSubset, testSubset, seed,
-            threads, resume, dataDir,
+            threads, resume, configFile, dataDir,
         };
         Option[] settings =
         [
@@ -89,10 +93,23 @@ static class TrainCommand
                 TestSubset = parse.GetValue(testSubset),
                 Seed = parse.GetValue(seed),
             };
+            if (parse.GetValue(configFile) is { } file)
+            {
+                var node = JsonSerializer.SerializeToNode(RunFolder.ParseConfig(file.FullName), RunFolder.Json)!.AsObject();
+                var given = JsonSerializer.SerializeToNode(fromOptions, RunFolder.Json)!.AsObject();
+                foreach (var option in settings.Append(epochs).Where(parse.IsExplicit))
+                    node[CliOptions.Key(option.Name)] = given[CliOptions.Key(option.Name)]?.DeepClone();
+                fromOptions = node.Deserialize<TrainConfig>(RunFolder.Json)!;
+            }
             var path = parse.GetValue(outDir)!.FullName;
             RunFolder run;
             TrainConfig config;
             bool resuming = parse.GetValue(resume);
+            if (resuming && !File.Exists(Path.Combine(path, "config.json")))
+            {
+                Console.Error.WriteLine($"vae train: {path} holds no run yet: starting it");
+                resuming = false;
+            }
             if (resuming)
             {
                 run = RunFolder.Open(path);
@@ -110,7 +127,7 @@ static class TrainCommand
                 if (run.ReadThreads() is int savedThreads && savedThreads != Parallelism.Threads)
                     Console.Error.WriteLine($"vae train: note: the run was trained with {savedThreads} threads, now {Parallelism.Threads}: " +
                         "results stay valid but are not bit-identical to an uninterrupted run");
-                config = saved with { Epochs = parse.GetValue(epochs) };
+                config = saved with { Epochs = parse.IsExplicit(epochs) || parse.GetValue(configFile) is null ? parse.GetValue(epochs) : fromOptions.Epochs };
             }
             else
             {
@@ -122,14 +139,15 @@ static class TrainCommand
             Console.Error.WriteLine(
                 $"training {CliOptions.Name(config.Model)} (D = {config.Latent}, k = {config.Samples}) on {data.Train.Name}: " +
                 $"{data.Train.Count} train / {data.Test.Count} test images, {config.Epochs} epochs, gemm {Gemm.BackendDescription}");
-            var result = TrainingProgress.Run(progress => Trainer.Run(config, run, resuming, data, progress));
+            using var stop = new StopSignal(signal => Console.Error.WriteLine($"vae train: {signal}: stopping at the end of the epoch"));
+            var result = TrainingProgress.Run(progress => Trainer.Run(config, run, resuming, data, progress, stop.Token));
             if (result.Metrics.Count > 0)
             {
                 var last = result.Metrics[^1];
                 Console.WriteLine($"epoch {last.Epoch}: train bound {last.TrainBound:F2}, test bound {last.TestBound:F2} nats, " +
                     $"KL {last.Kl:F2}, {last.ActiveUnits} active units; run in {run.Path}");
             }
-            return 0;
+            return result.Stopped ? StopSignal.ExitCode : 0;
         }));
         return command;
     }

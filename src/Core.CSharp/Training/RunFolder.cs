@@ -97,23 +97,30 @@ public sealed class RunFolder
     }
 
     /// <summary>Reads config.json; an unknown key or a bad value is a <see cref="FileFormatException"/>.</summary>
-    public TrainConfig ReadConfig()
+    public TrainConfig ReadConfig() => ParseConfig(ConfigPath);
+
+    /// <summary>
+    /// A configuration file: a run's config.json, or one run entry of a sweep's sweep.json (an object with a
+    /// <c>config</c> member). An unknown key or a bad value is a <see cref="FileFormatException"/> naming it.
+    /// </summary>
+    public static TrainConfig ParseConfig(string path)
     {
         try
         {
-            var node = JsonNode.Parse(File.ReadAllText(ConfigPath))?.AsObject()
-                ?? throw new FileFormatException(ConfigPath, "document", "a JSON object", "null");
+            var node = JsonNode.Parse(File.ReadAllText(path))?.AsObject()
+                ?? throw new FileFormatException(path, "document", "a JSON object", "null");
+            if (node["config"] is JsonObject entry) node = entry;
             node.Remove("versions");
             node.Remove("threads");
-            return node.Deserialize<TrainConfig>(Json) ?? throw new FileFormatException(ConfigPath, "document", "a JSON object", "null");
+            return node.Deserialize<TrainConfig>(Json) ?? throw new FileFormatException(path, "document", "a JSON object", "null");
         }
         catch (JsonException e)
         {
-            throw new FileFormatException(ConfigPath, e.Path ?? "document", "a valid run configuration", e.Message, e);
+            throw new FileFormatException(path, e.Path ?? "document", "a valid run configuration", e.Message, e);
         }
         catch (InvalidOperationException e)
         {
-            throw new FileFormatException(ConfigPath, "document", "a JSON object", e.Message, e);
+            throw new FileFormatException(path, "document", "a JSON object", e.Message, e);
         }
     }
 

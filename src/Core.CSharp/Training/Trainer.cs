@@ -66,7 +66,8 @@ public static class TrainStreams
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
 /// <param name="Model">The trained model (in evaluation mode).</param>
 /// <param name="Metrics">Every metrics row of the run, including those from before a resume.</param>
-public sealed record TrainingResult(GenerativeModel Model, IReadOnlyList<MetricsRow> Metrics);
+/// <param name="Stopped">Whether a stop request ended training early (after a completed, checkpointed epoch).</param>
+public sealed record TrainingResult(GenerativeModel Model, IReadOnlyList<MetricsRow> Metrics, bool Stopped = false);
 
 /// <summary>
 /// Trains a model on minibatches with Adam, one run folder per run: after every epoch it evaluates the test
@@ -91,8 +92,14 @@ public static class Trainer
     /// Trains <paramref name="config"/> into <paramref name="run"/> up to <c>config.Epochs</c> epochs,
     /// continuing from the checkpoint when <paramref name="resume"/> is set.
     /// </summary>
+    /// <remarks>
+    /// When <paramref name="stop"/> is cancelled (SIGTERM, Ctrl-C, Slurm's pre-emption signal), training ends
+    /// after the current epoch's checkpoint and the result says <see cref="TrainingResult.Stopped"/>; the run
+    /// resumes from there.
+    /// </remarks>
     /// <exception cref="TrainingDivergedException">The loss or the weights stopped being finite; the last good checkpoint is kept.</exception>
-    public static TrainingResult Run(TrainConfig config, RunFolder run, bool resume, DataSplits data, ITrainingProgress progress)
+    public static TrainingResult Run(TrainConfig config, RunFolder run, bool resume, DataSplits data, ITrainingProgress progress,
+        CancellationToken stop = default)
     {
         config.Validate();
         var train = data.Train;
@@ -196,6 +203,12 @@ public static class Trainer
             }
             run.SaveCheckpoint(model, adam, epoch + 1);
             progress.EpochCompleted(row);
+            if (stop.IsCancellationRequested && epoch + 1 < config.Epochs)
+            {
+                progress.Info($"stopped after epoch {epoch + 1} of {config.Epochs} (checkpoint saved; resume to continue)");
+                model.Eval();
+                return new TrainingResult(model, metrics, Stopped: true);
+            }
         }
         model.Eval();
         return new TrainingResult(model, metrics);

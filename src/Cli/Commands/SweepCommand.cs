@@ -1,0 +1,208 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VaeResearch.Cli.Sweeps;
+using VaeResearch.Experiments;
+using VaeResearch.Training;
+using static VaeResearch.Cli.CliOptions;
+
+namespace VaeResearch.Cli.Commands;
+
+/// <summary><c>vae sweep run|task|status|table</c>: declarative grids of runs, locally or on Slurm.</summary>
+static class SweepCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("sweep",
+            "Sweeps: a TOML spec expands into runs (DIR/sweep.json, one folder per run under DIR/runs/), run locally or on Slurm; " +
+            "finished runs are skipped, partial ones resumed, every run trained under an exclusive lock.");
+        command.Subcommands.Add(RunCommand());
+        command.Subcommands.Add(TaskCommand());
+        command.Subcommands.Add(StatusCommand());
+        command.Subcommands.Add(TableCommand());
+        return command;
+    }
+
+    static Argument<DirectoryInfo> SweepDir() => new("DIR") { Description = "The sweep folder (holds sweep.json)." };
+
+    static Command RunCommand()
+    {
+        var spec = new Argument<FileInfo>("SPEC") { Description = "The sweep spec (TOML)." };
+        var outDir = new Option<DirectoryInfo>("--out") { Description = "The sweep folder.", Required = true };
+        var executor = Choice("--executor", "Where the runs train: local worker processes, or a Slurm job array.", "local", "local", "slurm");
+        var threadsPerRun = Value("--threads-per-run", "Threads each run trains with (recorded; bit-identical resume needs the same value).", 1);
+        var workers = Optional<int>("--workers", "Runs at a time (default: cores / threads-per-run; on Slurm the array's %M throttle).");
+        var wait = new Option<bool>("--wait") { Description = "Slurm: poll until the array finishes; exit non-zero if a run failed." };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan and what would be skipped, resumed or started; run nothing." };
+        var retryFailed = new Option<bool>("--retry-failed") { Description = "Run failed runs again (by default they are left for you to look at)." };
+        var dataDir = CliOptions.DataDirectory();
+        var command = new Command("run",
+            "Expand SPEC into DIR/sweep.json and train every run that is not done: done runs are skipped, partial and stale ones " +
+            "resumed, new ones started. A run folder whose configuration differs from the plan is refused, never overwritten.")
+        {
+            spec, outDir, executor, threadsPerRun, workers, wait, dryRun, retryFailed, dataDir,
+        };
+        command.SetAction(parse => CliRunner.Run("sweep run", () =>
+        {
+            int threads = parse.GetValue(threadsPerRun);
+            if (threads < 1) throw new ConfigException("threads_per_run", $"must be >= 1, got {threads}");
+            int workerCount = parse.GetValue(workers) ?? Math.Max(1, Environment.ProcessorCount / threads);
+            if (workerCount < 1) throw new ConfigException("workers", $"must be >= 1, got {workerCount}");
+            var dir = parse.GetValue(outDir)!.FullName;
+            var plan = SweepPlan.Expand(SweepSpec.Load(parse.GetValue(spec)!.FullName), threads);
+            CheckFolders(dir, plan);
+            var statuses = SweepStatus.Of(dir, plan);
+            bool retry = parse.GetValue(retryFailed);
+            var todo = statuses.Where(s => s.State is RunState.Pending or RunState.Partial or RunState.Stale
+                || (retry && s.State == RunState.Failed)).Select(s => s.Run).ToList();
+            Console.WriteLine($"sweep {plan.Name}: {plan.Runs.Count} runs, {statuses.Count(s => s.State == RunState.Done)} done, {todo.Count} to run " +
+                $"({statuses.Count(s => s.State == RunState.Pending)} new, {statuses.Count(s => s.State is RunState.Partial or RunState.Stale)} to resume" +
+                $"{(retry ? $", {statuses.Count(s => s.State == RunState.Failed)} to retry" : "")}), {statuses.Count(s => s.State == RunState.Running)} running elsewhere" +
+                $"{(!retry && statuses.Any(s => s.State == RunState.Failed) ? $", {statuses.Count(s => s.State == RunState.Failed)} failed (--retry-failed runs them again)" : "")}");
+            if (parse.GetValue(dryRun))
+            {
+                foreach (var s in statuses)
+                    Console.WriteLine($"  {Action(s, retry),-8} {s.Run.Index,4}  {s.Run.Name}  [{s.Run.Hash}]{(s.Detail.Length > 0 ? "  " + s.Detail : "")}");
+                return 0;
+            }
+            plan.Save(dir);
+            if (todo.Count == 0) return 0;
+            using var stop = new StopSignal(signal => Console.Error.WriteLine($"sweep run: {signal}: stopping every worker at the end of its epoch"));
+            return parse.GetValue(executor) == "slurm"
+                ? SlurmRun(dir, plan, todo, workerCount, parse.GetValue(wait))
+                : LocalExecutor.Run(dir, plan, todo, workerCount, parse.GetValue(dataDir), stop);
+        }));
+        return command;
+    }
+
+    static string Action(RunStatus s, bool retry) => s.State switch
+    {
+        RunState.Done => "skip",
+        RunState.Pending => "start",
+        RunState.Partial or RunState.Stale => "resume",
+        RunState.Failed => retry ? "retry" : "failed",
+        _ => "running",
+    };
+
+    /// <summary>Refuses, before anything runs, a plan that would reuse a run folder trained with another configuration.</summary>
+    static void CheckFolders(string dir, SweepPlan plan)
+    {
+        foreach (var run in plan.Runs)
+        {
+            var config = Path.Combine(SweepStatus.RunDir(dir, run), "config.json");
+            if (!File.Exists(config)) continue;
+            var saved = RunFolder.Open(Path.GetDirectoryName(config)!).ReadConfig();
+            var hash = SweepPlan.Hash(saved with { Epochs = run.Config.Epochs });
+            if (hash != run.Hash)
+                throw new VaeResearchException(
+                    $"{Path.GetDirectoryName(config)} was trained with another configuration (hash {hash}) than the spec now gives {run.Name} " +
+                    $"(hash {run.Hash}); nothing was run. Use another --out, or move that folder away");
+        }
+    }
+
+    static int SlurmRun(string dir, SweepPlan plan, IReadOnlyList<PlannedRun> todo, int workers, bool wait)
+    {
+        var settings = new SlurmExecutor.SlurmSettings(
+            (int?)plan.Slurm["cpus_per_task"] ?? plan.ThreadsPerRun,
+            (string?)plan.Slurm["time"],
+            plan.Slurm["extra"]?.AsArray().Select(n => (string)n!).ToList() ?? []);
+        var (file, prefix) = LocalExecutor.SelfCommand();
+        var taskCommand = string.Join(" ", new[] { file }.Concat(prefix).Select(ShellQuote));
+        var jobs = SlurmExecutor.Submit(Path.GetFullPath(dir), todo.Select(r => r.Index).ToList(), workers, settings, taskCommand);
+        Console.WriteLine($"submitted {todo.Count} runs as Slurm job {string.Join(", ", jobs)} (logs in {Path.Combine(Path.GetFullPath(dir), "slurm")})");
+        if (!wait) return 0;
+        bool ok = SlurmExecutor.Wait(jobs, TimeSpan.FromSeconds(5), line => Console.Error.WriteLine(line));
+        var statuses = SweepStatus.Of(dir, plan);
+        Console.WriteLine($"Slurm job {string.Join(", ", jobs)} finished: {statuses.Count(s => s.State == RunState.Done)} of {plan.Runs.Count} runs done");
+        return ok && statuses.All(s => s.State == RunState.Done) ? 0 : 1;
+    }
+
+    static string ShellQuote(string s) => s.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '.' or '-' or '_') ? s : "'" + s.Replace("'", "'\\''") + "'";
+
+    static Command TaskCommand()
+    {
+        var dir = SweepDir();
+        var index = new Option<int>("--index") { Description = "The run's index in sweep.json.", Required = true };
+        var threads = CliOptions.Threads("Threads (default: the sweep's threads per run).");
+        var dataDir = CliOptions.DataDirectory();
+        var command = new Command("task",
+            "Train-or-resume one run of a sweep under its lock, then its evaluations (what local workers and Slurm array tasks run). " +
+            "A run another process holds is skipped; SIGTERM stops at the end of the epoch with exit code 75 (resumable).")
+        {
+            dir, index, threads, dataDir,
+        };
+        command.SetAction(parse => CliRunner.Run("sweep task", () =>
+        {
+            using var stop = new StopSignal(signal => Console.Error.WriteLine($"sweep task: {signal}: stopping at the end of the epoch"));
+            return TrainingProgress.Run(progress =>
+                SweepTask.Run(parse.GetValue(dir)!.FullName, parse.GetValue(index), parse.GetValue(threads), parse.GetValue(dataDir), progress, stop));
+        }));
+        return command;
+    }
+
+    static Command StatusCommand()
+    {
+        var dir = SweepDir();
+        var json = new Option<bool>("--json") { Description = "One JSON object per run (state, epoch, epochs, detail) and the totals." };
+        var command = new Command("status", "One line per run (done, running, partial, stale, failed, pending) and the totals; exit code 0 when all are done.")
+        {
+            dir, json,
+        };
+        command.SetAction(parse => CliRunner.Run("sweep status", () =>
+        {
+            var path = parse.GetValue(dir)!.FullName;
+            var plan = SweepPlan.Load(path);
+            var statuses = SweepStatus.Of(path, plan);
+            var totals = Enum.GetValues<RunState>().ToDictionary(s => Name(s), s => statuses.Count(x => x.State == s));
+            if (parse.GetValue(json))
+            {
+                var result = new JsonObject
+                {
+                    ["name"] = plan.Name,
+                    ["runs"] = new JsonArray([.. statuses.Select(s => (JsonNode)new JsonObject
+                    {
+                        ["index"] = s.Run.Index, ["name"] = s.Run.Name, ["state"] = Name(s.State),
+                        ["epoch"] = s.Epoch, ["epochs"] = s.Epochs, ["detail"] = s.Detail,
+                    })]),
+                    ["totals"] = JsonSerializer.SerializeToNode(totals),
+                };
+                Console.WriteLine(result.ToJsonString(RunFolder.Json));
+            }
+            else
+            {
+                foreach (var s in statuses)
+                {
+                    var epochs = s.State is RunState.Running or RunState.Partial or RunState.Stale or RunState.Failed ? $" epoch {s.Epoch} of {s.Epochs}" : "";
+                    Console.WriteLine($"{Name(s.State),-8} {s.Run.Name}{epochs}{(s.Detail.Length > 0 ? " (" + s.Detail + ")" : "")}");
+                }
+                Console.WriteLine(string.Join(", ", totals.Where(t => t.Value > 0).Select(t => $"{t.Value} {t.Key}")) + $" of {statuses.Count} runs");
+            }
+            return statuses.All(s => s.State == RunState.Done) ? 0 : 1;
+        }));
+        return command;
+    }
+
+    static string Name(RunState state) => state.ToString().ToLowerInvariant();
+
+    static Command TableCommand()
+    {
+        var dir = SweepDir();
+        var outFile = new Option<FileInfo?>("--out") { Description = "Markdown file (default DIR/table.md); the CSV goes beside it." };
+        var command = new Command("table",
+            "The spec's table from the saved runs: rows x columns, cells \"value (annotation)\", mean ± sd over seeds, the published " +
+            "value and ours − published; broken or unfinished runs are listed under it as skipped.")
+        {
+            dir, outFile,
+        };
+        command.SetAction(parse => CliRunner.Run("sweep table", () =>
+        {
+            var path = parse.GetValue(dir)!.FullName;
+            var (md, csv) = Analysis.SweepTable.write(path, parse.GetValue(outFile)?.FullName is { } f ? Microsoft.FSharp.Core.FSharpOption<string>.Some(f) : null);
+            Console.WriteLine(File.ReadAllText(md));
+            Console.Error.WriteLine($"wrote {md} and {csv}");
+            return 0;
+        }));
+        return command;
+    }
+}
