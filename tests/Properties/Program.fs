@@ -15,5 +15,6 @@ let main argv =
           EngineTests.tests
           ModelTests.tests
           AnalysisTests.tests
-          FrameTests.tests ]
+          FrameTests.tests
+          SweepTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

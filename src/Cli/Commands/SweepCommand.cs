@@ -107,18 +107,14 @@ static class SweepCommand
             (int?)plan.Slurm["cpus_per_task"] ?? plan.ThreadsPerRun,
             (string?)plan.Slurm["time"],
             plan.Slurm["extra"]?.AsArray().Select(n => (string)n!).ToList() ?? []);
-        var (file, prefix) = LocalExecutor.SelfCommand();
-        var taskCommand = string.Join(" ", new[] { file }.Concat(prefix).Select(ShellQuote));
-        var jobs = SlurmExecutor.Submit(Path.GetFullPath(dir), todo.Select(r => r.Index).ToList(), workers, settings, taskCommand);
+        var jobs = SlurmExecutor.Submit(Path.GetFullPath(dir), todo.Select(r => r.Index).ToList(), workers, settings, SlurmExecutor.CurrentCliCommand());
         Console.WriteLine($"submitted {todo.Count} runs as Slurm job {string.Join(", ", jobs)} (logs in {Path.Combine(Path.GetFullPath(dir), "slurm")})");
         if (!wait) return 0;
-        bool ok = SlurmExecutor.Wait(jobs, TimeSpan.FromSeconds(5), line => Console.Error.WriteLine(line));
+        bool ok = SlurmExecutor.Wait(Path.GetFullPath(dir), jobs, TimeSpan.FromSeconds(5), line => Console.Error.WriteLine(line));
         var statuses = SweepStatus.Of(dir, plan);
         Console.WriteLine($"Slurm job {string.Join(", ", jobs)} finished: {statuses.Count(s => s.State == RunState.Done)} of {plan.Runs.Count} runs done");
         return ok && statuses.All(s => s.State == RunState.Done) ? 0 : 1;
     }
-
-    static string ShellQuote(string s) => s.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '.' or '-' or '_') ? s : "'" + s.Replace("'", "'\\''") + "'";
 
     static Command TaskCommand()
     {
@@ -198,7 +194,7 @@ static class SweepCommand
         command.SetAction(parse => CliRunner.Run("sweep table", () =>
         {
             var path = parse.GetValue(dir)!.FullName;
-            var (md, csv) = Analysis.SweepTable.write(path, parse.GetValue(outFile)?.FullName is { } f ? Microsoft.FSharp.Core.FSharpOption<string>.Some(f) : null);
+            var (md, csv) = Analysis.SweepTableModule.write(path, parse.GetValue(outFile)?.FullName is { } f ? Microsoft.FSharp.Core.FSharpOption<string>.Some(f) : null);
             Console.WriteLine(File.ReadAllText(md));
             Console.Error.WriteLine($"wrote {md} and {csv}");
             return 0;

@@ -149,7 +149,15 @@ public sealed record TrainConfig
         else
         {
             Require(EpitomeSize is not null, "epitome_size", $"(K) is required by the {Model.ToString().ToLowerInvariant()} model");
-            EpitomeLayout.Create(Latent, EpitomeSize!.Value, EpitomeStride ?? EpitomeSize.Value);
+            try
+            {
+                EpitomeLayout.Create(Latent, EpitomeSize!.Value, EpitomeStride ?? EpitomeSize.Value);
+            }
+            catch (ConfigException e) when (e.Key == "epitome_stride" && EpitomeStride is null)
+            {
+                // NOTE: the stride defaults to K, so an unset stride's layout error is the epitome size's.
+                throw new ConfigException("epitome_size", e.Detail);
+            }
         }
         return this;
     }
