@@ -410,7 +410,7 @@ module SweepTable =
                             match get "annotate" name with
                             | Result.Ok a -> Result.Ok(value, Some a)
                             | Result.Error why -> Result.Error why
-            with :? VaeResearchException | :? IOException | :? UnauthorizedAccessException as e -> Result.Error e.Message
+            with :? VaeResearchException | :? IOException | :? UnauthorizedAccessException | :? JsonException as e -> Result.Error e.Message
 
     /// Joins key values into one frame key.
     let private join (values: string list) = String.Join("\u001f", values)
