@@ -410,7 +410,7 @@ module SweepTable =
                             match get "annotate" name with
                             | Result.Ok a -> Result.Ok(value, Some a)
                             | Result.Error why -> Result.Error why
-            with :? VaeResearchException | :? IOException | :? UnauthorizedAccessException as e -> Result.Error e.Message
+            with :? VaeResearchException | :? IOException | :? UnauthorizedAccessException | :? JsonException as e -> Result.Error e.Message
 
     /// Joins key values into one frame key.
     let private join (values: string list) = String.Join("\u001f", values)
@@ -651,7 +651,9 @@ module SweepTable =
     /// The table as CSV, one line per cell (invariant culture, fields with a comma, quote or line break quoted):
     /// the row keys and column keys by name, then <c>value</c>, <c>sd</c>, <c>n_seeds</c>, <c>annotation</c>,
     /// <c>published</c>, <c>published_annotation</c>, <c>difference</c> (ours − published) and <c>chosen</c> (the
-    /// other settings of the value; see <c>SweepCell.Chosen</c>); a missing number is an empty field.
+    /// other settings of the value; see <c>SweepCell.Chosen</c>); a missing number is an empty field. pandas reads it
+    /// as it is; Deedle's <c>Frame.ReadCsv</c> parses a key like hidden = "500,500" as the number 500500 (a thousands
+    /// separator) unless the column's type is given: <c>Frame.ReadCsv(path, schema = "hidden=string")</c>.
     /// </summary>
     let csv (table: SweepTable) =
         let spec = table.Plan.Table
@@ -676,13 +678,17 @@ module SweepTable =
             sb.Append(String.Join(",", fields |> List.map quote)).Append('\n') |> ignore
         sb.ToString()
 
+    /// An --out that names the CSV instead of the Markdown file is an error (checked before any work).
+    let private checkMarkdownPath (mdPath: string) =
+        if (nonNull (Path.GetExtension mdPath)).Equals(".csv", StringComparison.OrdinalIgnoreCase) then
+            raise (VaeResearchException($"--out names the Markdown file (e.g. table.md); the CSV is written beside it, got '{mdPath}'"))
+
     /// <summary>
     /// Writes the Markdown of <paramref name="table"/> to <paramref name="mdPath"/> and the CSV beside it (same name,
     /// .csv), atomically; returns both full paths.
     /// </summary>
     let save (table: SweepTable) (mdPath: string) : string * string =
-        if (nonNull (Path.GetExtension mdPath)).Equals(".csv", StringComparison.OrdinalIgnoreCase) then
-            raise (VaeResearchException($"--out names the Markdown file (e.g. table.md); the CSV is written beside it, got '{mdPath}'"))
+        checkMarkdownPath mdPath
         let csvPath = nonNull (Path.ChangeExtension(mdPath, ".csv"))
         AtomicFile.WriteAllText(mdPath, markdown table)
         AtomicFile.WriteAllText(csvPath, csv table)
@@ -695,4 +701,5 @@ module SweepTable =
     /// </summary>
     let write (sweepDir: string) (outMd: string option) : string * string =
         let mdPath = outMd |> Option.defaultValue (Path.Combine(sweepDir, "table.md"))
+        checkMarkdownPath mdPath
         save (load sweepDir) mdPath
