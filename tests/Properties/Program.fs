@@ -16,5 +16,6 @@ let main argv =
           ModelTests.tests
           AnalysisTests.tests
           FrameTests.tests
+          SweepTableTests.tests
           SweepTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

@@ -10,6 +10,7 @@ let main argv =
         [ MnistTests.tests
           TrainingTests.tests
           CliTests.tests
+          SweepTests.tests
           VariantTests.tests
           AnalysisTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

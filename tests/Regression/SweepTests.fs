@@ -1,0 +1,190 @@
+module VaeResearch.Regression.SweepTests
+
+// Sweeps end to end through the CLI (`dotnet vae.dll sweep ...`) on synthetic data: two sweeps on one
+// folder train each run once; a SIGKILLed sweep run again ends bit-identical to an uninterrupted one;
+// status, dry run, table and the refusal of a changed spec; SIGTERM stops `vae train` at the end of an
+// epoch with exit code 75; `vae train --config` and `--resume` on an empty folder.
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open Expecto
+open VaeResearch.Experiments
+open VaeResearch.Training
+open VaeResearch.TestSupport
+open VaeResearch.Regression.CliTests
+
+/// A 4-run synthetic sweep (2 latent sizes x 2 seeds), `epochs` epochs each, evaluated with L_10.
+let private spec (epochs: int) (lr: string) =
+    $"""name = "sweep-test"
+description = "two latent sizes, two seeds"
+[base]
+dataset = "synthetic"
+hidden = "32"
+epochs = {epochs}
+lr = {lr}
+train_subset = 2000
+test_subset = 200
+[grid]
+latent = [4, 8]
+seed = [1, 2]
+[eval]
+k = 10
+subset = 100
+[table]
+rows = ["latent"]
+columns = ["model"]
+value = "nll"
+annotate = "active_units"
+[[published]]
+where = {{ latent = 4 }}
+value = 500.0
+"""
+
+/// Writes the spec into the folder and returns its path.
+let private writeSpec (folder: TempFolder) (name: string) (text: string) =
+    let path = folder.File name
+    File.WriteAllText(path, text)
+    path
+
+/// Starts `dotnet vae.dll ARGS` without waiting (output discarded).
+let private start (args: string list) =
+    let psi = ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+    psi.ArgumentList.Add vaeDll
+    for a in args do psi.ArgumentList.Add a
+    let p = nonNull (Process.Start psi)
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p
+
+/// Waits for a process, at most `seconds`; a process still running then is killed and fails the test.
+let private finish (seconds: int) (p: Process) =
+    if not (p.WaitForExit(TimeSpan.FromSeconds(float seconds))) then
+        p.Kill true
+        failtestf "a vae process did not finish within %d s" seconds
+    p.ExitCode
+
+/// The epochs listed in a run's metrics.csv.
+let private epochsOf (runDir: string) =
+    RunCsv.ReadMetrics(Path.Combine(runDir, "metrics.csv")) |> Seq.map (fun r -> r.Epoch) |> List.ofSeq
+
+let private runDirs (sweep: string) = SweepPlan.Load(sweep).Runs |> Seq.map (fun r -> SweepStatus.RunDir(sweep, r)) |> List.ofSeq
+
+let tests =
+    testList "Sweep" [
+
+        testCase "two sweeps started together on one folder train each run exactly once" <| fun () ->
+            use folder = new TempFolder("vae-sweep-twice-")
+            let specPath = writeSpec folder "spec.toml" (spec 3 "0.001")
+            let out = folder.Sub "sweep"
+            let a = start [ "sweep"; "run"; specPath; "--out"; out; "--workers"; "2" ]
+            let b = start [ "sweep"; "run"; specPath; "--out"; out; "--workers"; "2" ]
+            Expect.equal (finish 600 a, finish 600 b) (0, 0) "both sweeps succeed"
+            let logs = Directory.GetFiles(Path.Combine(out, "logs")) |> Array.map File.ReadAllText |> String.concat "\n"
+            for dir in runDirs out do
+                Expect.equal (epochsOf dir) [ 1; 2; 3 ] $"{dir}: epochs 1..3, once each"
+                let name = Path.GetFileName dir
+                let starts = logs.Split('\n') |> Array.filter (fun l -> l.Contains $": {name}: 3 epochs") |> Array.length
+                Expect.equal starts 1 $"{name} was trained by exactly one worker"
+            let status = succeeds [ "sweep"; "status"; out ]
+            Expect.stringContains status.Stdout "4 done of 4 runs" "status"
+
+        testCase "a SIGKILLed sweep run again ends bit-identical to an uninterrupted sweep" <| fun () ->
+            use folder = new TempFolder("vae-sweep-kill-")
+            let specPath = writeSpec folder "spec.toml" (spec 6 "0.001")
+            let straight = folder.Sub "straight"
+            let killed = folder.Sub "killed"
+            succeeds [ "sweep"; "run"; specPath; "--out"; straight; "--workers"; "2" ] |> ignore
+            let p = start [ "sweep"; "run"; specPath; "--out"; killed; "--workers"; "2" ]
+            // Kill the sweep and its workers (a lost machine) once some run has two epochs on disk.
+            let deadline = DateTime.UtcNow.AddMinutes 5.0
+            let twoEpochs () =
+                Directory.Exists(Path.Combine(killed, "runs"))
+                && Directory.GetDirectories(Path.Combine(killed, "runs"))
+                   |> Array.exists (fun d -> File.Exists(Path.Combine(d, "metrics.csv")) && (try (epochsOf d).Length >= 2 with _ -> false))
+            while not (twoEpochs ()) && not p.HasExited && DateTime.UtcNow < deadline do
+                Threading.Thread.Sleep 50
+            Expect.isFalse p.HasExited "the sweep was still running when it was killed"
+            p.Kill true
+            p.WaitForExit()
+            // The workers die with the sweep (Kill of the process tree); give the kernel a bounded moment to drop their locks.
+            let held () = SweepStatus.Of(killed, SweepPlan.Load killed) |> Seq.exists (fun s -> s.State = RunState.Running)
+            let settle = DateTime.UtcNow.AddSeconds 10.0
+            while held () && DateTime.UtcNow < settle do
+                Threading.Thread.Sleep 50
+            let before = SweepStatus.Of(killed, SweepPlan.Load killed)
+            Expect.isTrue (before |> Seq.exists (fun s -> s.State <> RunState.Done)) "the kill left work to do"
+            Expect.isTrue (before |> Seq.forall (fun s -> s.State <> RunState.Running)) "no run is held after the kill"
+            succeeds [ "sweep"; "run"; specPath; "--out"; killed; "--workers"; "2" ] |> ignore
+            for a, b in List.zip (runDirs straight) (runDirs killed) do
+                Expect.equal (epochsOf b) [ 1 .. 6 ] $"{b}: every epoch once"
+                Expect.isTrue (File.ReadAllBytes(Path.Combine(a, "checkpoint.safetensors")) = File.ReadAllBytes(Path.Combine(b, "checkpoint.safetensors")))
+                    $"{Path.GetFileName b}: the same final checkpoint, bit for bit"
+                let eval (dir: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "eval.json"))).RootElement.GetProperty("nll").GetDouble()
+                Expect.equal (eval b) (eval a) $"{Path.GetFileName b}: the same L_10"
+
+        testCase "status, dry run and table of a finished sweep; a changed spec is refused before anything runs" <| fun () ->
+            use folder = new TempFolder("vae-sweep-cli-")
+            let specPath = writeSpec folder "spec.toml" (spec 1 "0.001")
+            let out = folder.Sub "sweep"
+            let dry = succeeds [ "sweep"; "run"; specPath; "--out"; out; "--dry-run" ]
+            Expect.stringContains dry.Stdout "4 runs, 0 done, 4 to run" "dry run before"
+            Expect.isFalse (Directory.Exists out) "a dry run writes nothing"
+            let pending = vae [ "sweep"; "status"; out ]
+            Expect.notEqual pending.ExitCode 0 "status of a folder without sweep.json fails"
+            succeeds [ "sweep"; "run"; specPath; "--out"; out ] |> ignore
+            let again = succeeds [ "sweep"; "run"; specPath; "--out"; out; "--dry-run" ]
+            Expect.equal (again.Stdout.Split('\n') |> Array.filter (fun l -> l.TrimStart().StartsWith "skip") |> Array.length) 4 "every run skipped"
+            use status = JsonDocument.Parse((succeeds [ "sweep"; "status"; out; "--json" ]).Stdout)
+            Expect.equal (status.RootElement.GetProperty("totals").GetProperty("done").GetInt32()) 4 "status --json totals"
+            let table = succeeds [ "sweep"; "table"; out ]
+            Expect.stringContains table.Stdout "| latent |" "the table's header"
+            Expect.stringContains table.Stdout "[paper 500" "the published value"
+            Expect.isTrue (File.Exists(Path.Combine(out, "table.csv"))) "table.csv"
+            // The same folders with another learning rate: refused, and nothing is touched.
+            let checkpoint = Path.Combine(List.head (runDirs out), "checkpoint.safetensors")
+            let bytes = File.ReadAllBytes checkpoint
+            let changed = writeSpec folder "changed.toml" (spec 1 "0.002")
+            let refused = fails [ "sweep"; "run"; changed; "--out"; out ]
+            Expect.stringContains refused.Stderr "another configuration" "the refusal says why"
+            Expect.equal (File.ReadAllBytes checkpoint) bytes "the run is left as it was"
+            // A broken run folder is listed under the table, not fatal.
+            File.WriteAllText(Path.Combine(List.last (runDirs out), "metrics.csv"), "epoch,lr\n1,x\n")
+            let table = succeeds [ "sweep"; "table"; out ]
+            Expect.stringContains table.Stdout "Skipped runs:" "skipped list"
+            Expect.stringContains table.Stdout (nonNull (Path.GetFileName(List.last (runDirs out)))) "names the broken run"
+
+        testCase "SIGTERM stops vae train at the end of an epoch with exit code 75, and --resume finishes it" <| fun () ->
+            use folder = new TempFolder("vae-sweep-sigterm-")
+            let run = folder.Sub "run"
+            let args = [ "train"; "--out"; run; "--dataset"; "synthetic"; "--latent"; "4"; "--hidden"; "32"; "--epochs"; "200"; "--train-subset"; "2000"; "--test-subset"; "200"; "--threads"; "1" ]
+            let p = start args
+            let deadline = DateTime.UtcNow.AddMinutes 3.0
+            while not (File.Exists(Path.Combine(run, "checkpoint.safetensors"))) && not p.HasExited && DateTime.UtcNow < deadline do
+                Threading.Thread.Sleep 20
+            Expect.isFalse p.HasExited "training was still running"
+            use kill = Process.Start("kill", [ "-TERM"; string p.Id ])
+            kill.WaitForExit()
+            Expect.equal (finish 120 p) 75 "exit code 75: stopped, resumable"
+            let epochs = epochsOf run
+            Expect.isLessThan epochs.Length 200 "stopped early"
+            Expect.equal (RunFolder.Open(run).ReadConfig().Epochs) 200 "the configuration keeps the planned epochs"
+            succeeds [ "train"; "--out"; run; "--resume"; "--threads"; "1"; "--epochs"; string (epochs.Length + 1) ] |> ignore
+            Expect.equal (epochsOf run) [ 1 .. epochs.Length + 1 ] "resumed after the last saved epoch"
+
+        testCase "train --config takes a run's settings; --resume on an empty folder starts the run" <| fun () ->
+            use folder = new TempFolder("vae-sweep-config-")
+            let first = folder.Sub "first"
+            succeeds [ "train"; "--out"; first; "--dataset"; "synthetic"; "--latent"; "3"; "--hidden"; "16"; "--epochs"; "1"; "--train-subset"; "500"; "--test-subset"; "100"; "--lr"; "0.002"; "--threads"; "1" ] |> ignore
+            let second = folder.Sub "second"
+            let o = succeeds [ "train"; "--out"; second; "--config"; Path.Combine(first, "config.json"); "--resume"; "--threads"; "1" ]
+            Expect.stringContains o.Stderr "holds no run yet: starting it" "--resume on an empty folder"
+            let settings (run: string) = SweepPlan.Hash(RunFolder.Open(run).ReadConfig())
+            Expect.equal (settings second) (settings first) "the same settings"
+            Expect.isTrue (File.ReadAllBytes(Path.Combine(first, "checkpoint.safetensors")) = File.ReadAllBytes(Path.Combine(second, "checkpoint.safetensors")))
+                "the same weights"
+            let third = folder.Sub "third"
+            succeeds [ "train"; "--out"; third; "--config"; Path.Combine(first, "config.json"); "--lr"; "0.001"; "--threads"; "1" ] |> ignore
+            Expect.equal (RunFolder.Open(third).ReadConfig().Lr) 0.001 "an option given as well overrides the file"
+    ]
