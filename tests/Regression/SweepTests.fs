@@ -71,8 +71,21 @@ let private epochsOf (runDir: string) =
 
 let private runDirs (sweep: string) = SweepPlan.Load(sweep).Runs |> Seq.map (fun r -> SweepStatus.RunDir(sweep, r)) |> List.ofSeq
 
+/// The repository (paper-results/ holds the specs and the saved runs).
+let private repoRoot = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, "..", ".."))
+
 let tests =
     testList "Sweep" [
+
+        testCase "paper-results/specs/seed-runs.toml plans exactly the configurations of the saved runs" <| fun () ->
+            let plan = SweepPlan.Expand(SweepSpec.Load(Path.Combine(repoRoot, "paper-results", "specs", "seed-runs.toml")), 2)
+            let saved =
+                Directory.GetDirectories(Path.Combine(repoRoot, "paper-results", "runs"))
+                |> Array.map (fun d -> SweepPlan.Hash(RunFolder.Open(d).ReadConfig()), Path.GetFileName d)
+                |> Map.ofArray
+            Expect.equal plan.Runs.Count saved.Count "one planned run per saved run"
+            for run in plan.Runs do
+                Expect.isTrue (saved.ContainsKey run.Hash) $"{run.Name} (hash {run.Hash}) is one of the saved runs {saved}"
 
         testCase "two sweeps started together on one folder train each run exactly once" <| fun () ->
             use folder = new TempFolder("vae-sweep-twice-")
