@@ -252,6 +252,18 @@ module RunStore =
               Binarize = f.String "binarize"
               Epoch = f.OptionalInt "epoch" })
 
+    /// Writes eval.json (the keys readEval reads, plus the seconds the estimate took), atomically.
+    let writeEval (path: string) (result: EvalResult) (seconds: float) =
+        let values = Dictionary<string, objnull>()
+        values["nll"] <- box result.Nll
+        values["standard_error"] <- box result.StandardError
+        values["k"] <- box result.Samples
+        values["n"] <- box result.N
+        values["binarize"] <- box result.Binarize
+        result.Epoch |> Option.iter (fun e -> values["epoch"] <- box e)
+        values["seconds"] <- box seconds
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(values, RunFolder.Json) + "\n")
+
     /// Reads a parzen.json file (the five keys of docs/contracts.md, "JSON outputs" are required, the others optional).
     let readParzen (path: string) : ParzenResult =
         readJson path (fun f ->

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text.Json;
 using VaeResearch.Data;
 using VaeResearch.Engine;
 using VaeResearch.Training;
@@ -33,8 +32,8 @@ static class EvalCommand
         {
             if (parse.GetValue(threads) is int t) Parallelism.Threads = t;
             int kValue = parse.GetValue(k);
-            if (kValue < 1) throw new VaeResearchException($"--k must be >= 1, got {kValue}");
-            if (parse.GetValue(subset) is < 1) throw new VaeResearchException($"--subset must be >= 1, got {parse.GetValue(subset)}");
+            if (kValue < 1) throw new ConfigException("k", $"must be >= 1, got {kValue}");
+            if (parse.GetValue(subset) is < 1) throw new ConfigException("subset", $"must be >= 1, got {parse.GetValue(subset)}");
             var trained = TrainedRun.Load(parse.GetValue(run)!.FullName);
             var data = Trainer.LoadData(trained.Config with { TestSubset = parse.GetValue(subset) }, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
             var mode = parse.GetValue(binarize) is { } b ? BinarizationNames.Parse(b) : trained.Config.EffectiveBinarization;
@@ -53,17 +52,9 @@ static class EvalCommand
             var estimate = Estimate.Of(bounds.Select(v => -v).ToList());
             Console.WriteLine($"NLL = {estimate.Mean:F2} +/- {estimate.StandardError:F2} nats (-mean L_{kValue} over {n} test images, {mode.ToName()}, {clock.Elapsed.TotalSeconds:F1} s)");
             var path = parse.GetValue(json)?.FullName ?? trained.Folder.EvalPath;
-            var result = new Dictionary<string, object>
-            {
-                ["nll"] = estimate.Mean,
-                ["standard_error"] = estimate.StandardError,
-                ["k"] = kValue,
-                ["n"] = n,
-                ["binarize"] = mode.ToName(),
-                ["epoch"] = trained.Epoch,
-                ["seconds"] = clock.Elapsed.TotalSeconds,
-            };
-            AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, RunFolder.Json) + "\n");
+            var result = new Analysis.EvalResult(estimate.Mean, estimate.StandardError, kValue, n, mode.ToName(),
+                Microsoft.FSharp.Core.FSharpOption<int>.Some(trained.Epoch));
+            Analysis.RunStore.writeEval(path, result, clock.Elapsed.TotalSeconds);
             Console.Error.WriteLine($"wrote {path}");
             return 0;
         }));
