@@ -212,6 +212,8 @@ let conf (folder: string) (host: string) (node: string) (ctldPort: int) (slurmdP
           "SelectType=select/cons_tres"
           "SelectTypeParameters=CR_CPU"
           "SchedulerType=sched/backfill"
+          // Schedule often: a requeued job becomes eligible on a timer, not on an event.
+          "SchedulerParameters=bf_interval=2,sched_interval=2"
           "ReturnToService=2"
           "SlurmdParameters=config_overrides"
           $"MaxArraySize={maxArraySize}"

@@ -165,6 +165,14 @@ let private scriptTests =
             Expect.equal (SlurmExecutor.ParseMaxArraySize "MaxJobCount = 10000\n") SlurmExecutor.DefaultMaxArraySize "absent"
         }
 
+        test "CurrentCliCommand starts this CLI (dotnet vae.dll from a test runner)" {
+            let command = SlurmExecutor.CurrentCliCommand()
+            Expect.stringContains command "vae.dll" $"the CLI's assembly, not the test runner: {command}"
+            let code, out, err = SlurmFixture.runWith [] ("/bin/bash", [ "-c"; command + " --help" ])
+            Expect.equal code 0 $"{command} --help runs (stderr {err})"
+            Expect.stringContains out "train" "and prints the CLI's commands"
+        }
+
         test "without sbatch on the PATH the error names sbatch and --executor local" {
             use temp = new TempFolder "vae-slurm-nopath-"
             let saved = Environment.GetEnvironmentVariable "PATH"
