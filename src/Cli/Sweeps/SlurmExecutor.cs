@@ -54,6 +54,9 @@ public static class SlurmExecutor
     /// <summary>The file, in <c>DIR/slurm/</c>, that lists every submitted array: job id, script, run indices.</summary>
     public const string JobsFileName = "jobs.tsv";
 
+    /// <summary>The exit code of <c>vae sweep task</c> stopped by SIGTERM with a checkpoint (EX_TEMPFAIL: resumable); reported as such by <see cref="Wait"/>.</summary>
+    const string StoppedExitCode = "75";
+
     static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(2);
 
     /// <summary>The folder of a sweep's Slurm scripts, logs and exit files: <c>DIR/slurm</c>.</summary>
@@ -315,9 +318,12 @@ public static class SlurmExecutor
                 string? code = ReadExit(exitFile);
                 if (code == "0") continue;
                 ok = false;
-                progress?.Invoke(code is null
-                    ? $"run {runs[task]} (task {id}_{task}) left no exit status: cancelled, killed at its time limit or lost with its node; log {log}"
-                    : $"run {runs[task]} (task {id}_{task}) failed with exit code {code}; log {log}");
+                progress?.Invoke(code switch
+                {
+                    null => $"run {runs[task]} (task {id}_{task}) left no exit status: cancelled, killed at its time limit or lost with its node; log {log}",
+                    StoppedExitCode => $"run {runs[task]} (task {id}_{task}) was stopped at the end of an epoch with a checkpoint (exit {code}); vae sweep run resumes it; log {log}",
+                    _ => $"run {runs[task]} (task {id}_{task}) failed with exit code {code}; log {log}",
+                });
             }
         return ok;
     }
