@@ -54,6 +54,9 @@ public static class SlurmExecutor
     /// <summary>The file, in <c>DIR/slurm/</c>, that lists every submitted array: job id, script, run indices.</summary>
     public const string JobsFileName = "jobs.tsv";
 
+    /// <summary>The exit code of <c>vae sweep task</c> stopped by SIGTERM with a checkpoint (EX_TEMPFAIL: resumable); reported as such by <see cref="Wait"/>.</summary>
+    const string StoppedExitCode = "75";
+
     static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(2);
 
     /// <summary>The folder of a sweep's Slurm scripts, logs and exit files: <c>DIR/slurm</c>.</summary>
@@ -315,21 +318,34 @@ public static class SlurmExecutor
                 string? code = ReadExit(exitFile);
                 if (code == "0") continue;
                 ok = false;
-                progress?.Invoke(code is null
-                    ? $"run {runs[task]} (task {id}_{task}) left no exit status: cancelled, killed at its time limit or lost with its node; log {log}"
-                    : $"run {runs[task]} (task {id}_{task}) failed with exit code {code}; log {log}");
+                progress?.Invoke(code switch
+                {
+                    null => $"run {runs[task]} (task {id}_{task}) left no exit status: cancelled, killed at its time limit or lost with its node; log {log}",
+                    StoppedExitCode => $"run {runs[task]} (task {id}_{task}) was stopped at the end of an epoch with a checkpoint (exit {code}); vae sweep run resumes it; log {log}",
+                    _ => $"run {runs[task]} (task {id}_{task}) failed with exit code {code}; log {log}",
+                });
             }
         return ok;
     }
 
-    /// <summary>How an array task starts this same CLI: the <c>vae</c> apphost, or <c>dotnet vae.dll</c> when run through dotnet; shell-quoted.</summary>
+    /// <summary>
+    /// How an array task starts this same CLI, shell-quoted: the <c>vae</c> apphost when this process is it, else
+    /// <c>dotnet PATH/vae.dll</c> (this process's dotnet, <c>DOTNET_HOST_PATH</c>, or dotnet on the PATH), which also
+    /// holds when the CLI's assembly is loaded by another program such as a test runner.
+    /// </summary>
+    /// <exception cref="VaeResearchException">Neither the apphost nor a dotnet host can be found.</exception>
     public static string CurrentCliCommand()
     {
-        string process = Environment.ProcessPath ?? throw new VaeResearchException("cannot tell how this CLI was started (no process path)");
-        string name = Path.GetFileNameWithoutExtension(process);
-        if (!name.Equals("dotnet", StringComparison.OrdinalIgnoreCase)) return ShellQuote(process);
         string dll = typeof(SlurmExecutor).Assembly.Location;
-        return ShellQuote(process) + " " + ShellQuote(dll);
+        string? process = Environment.ProcessPath;
+        string? processName = process is null ? null : Path.GetFileNameWithoutExtension(process);
+        if (process is not null && processName == Path.GetFileNameWithoutExtension(dll)) return ShellQuote(process);
+        string? dotnet = processName is not null && processName.Equals("dotnet", StringComparison.OrdinalIgnoreCase)
+            ? process
+            : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : FindOnPath("dotnet");
+        if (dotnet is null || dll.Length == 0)
+            throw new VaeResearchException("cannot tell how an array task should start vae: no vae apphost and no dotnet on the PATH");
+        return ShellQuote(dotnet) + " " + ShellQuote(dll);
     }
 
     /// <summary>The text as one word for bash: unchanged when it holds only safe characters, else in single quotes.</summary>
