@@ -10,6 +10,7 @@ let main argv =
         [ MnistTests.tests
           TrainingTests.tests
           CliTests.tests
+          SlurmTests.tests
           SweepTests.tests
           VariantTests.tests
           AnalysisTests.tests ]

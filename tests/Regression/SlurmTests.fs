@@ -17,7 +17,7 @@ type private S = SlurmExecutor.SlurmSettings
 let private install = "apt-get install -y slurm-wlm munge"
 
 /// Runs body on a fresh private cluster (skipped, or failed under CI, when it cannot start).
-let private withCluster (options: SlurmFixture.Options) (body: SlurmFixture.Cluster -> unit) =
+let withCluster (options: SlurmFixture.Options) (body: SlurmFixture.Cluster -> unit) =
     match SlurmFixture.startWith options with
     | Ok cluster ->
         use cluster = cluster
@@ -26,7 +26,7 @@ let private withCluster (options: SlurmFixture.Options) (body: SlurmFixture.Clus
     | Error why -> requireNative "Slurm" (Some why) install
 
 /// Polls cond every 250 ms; fails the test with what after timeout seconds.
-let private waitUntil (seconds: float) (what: string) (cond: unit -> bool) =
+let waitUntil (seconds: float) (what: string) (cond: unit -> bool) =
     let clock = Stopwatch.StartNew()
     while not (cond ()) do
         if clock.Elapsed.TotalSeconds > seconds then failtestf "%s: not within %.0f s" what seconds
@@ -47,7 +47,7 @@ let private fakeVae (folder: string) (body: string) =
 
 let private poll = TimeSpan.FromMilliseconds 500.0
 
-let private squeueStates (cluster: SlurmFixture.Cluster) (job: string) =
+let squeueStates (cluster: SlurmFixture.Cluster) (job: string) =
     let _, out, _ = SlurmFixture.run cluster ("squeue", [ "-h"; "-j"; job; "-o"; "%i,%T" ])
     out
 

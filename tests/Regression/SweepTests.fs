@@ -168,6 +168,42 @@ let tests =
             Expect.stringContains table.Stdout "Skipped runs:" "skipped list"
             Expect.stringContains table.Stdout (nonNull (Path.GetFileName(List.last (runDirs out)))) "names the broken run"
 
+        testCase "a 4-run sweep on Slurm runs as one array, every run done, with its table" <| fun () ->
+            SlurmTests.withCluster SlurmFixture.defaults (fun _ ->
+                use folder = new TempFolder("vae-sweep-slurm-")
+                let specPath = writeSpec folder "spec.toml" (spec 2 "0.001")
+                let out = folder.Sub "sweep"
+                let o = succeeds [ "sweep"; "run"; specPath; "--out"; out; "--executor"; "slurm"; "--workers"; "2"; "--wait" ]
+                Expect.stringContains o.Stdout "submitted 4 runs as Slurm job" "one submission"
+                let script = File.ReadAllText(Path.Combine(out, "slurm", "array.sbatch"))
+                Expect.stringContains script "#SBATCH --array=0-3%2" "one array of 4 tasks, 2 at a time"
+                Expect.stringContains (succeeds [ "sweep"; "status"; out ]).Stdout "4 done of 4 runs" "every run done"
+                Expect.stringContains (succeeds [ "sweep"; "table"; out ]).Stdout "| latent |" "the table")
+
+        testCase "scontrol requeue of a running Slurm task resumes its run to the same final checkpoint" <| fun () ->
+            SlurmTests.withCluster SlurmFixture.defaults (fun cluster ->
+                use folder = new TempFolder("vae-sweep-requeue-")
+                let oneRun = (spec 12 "0.001").Replace("latent = [4, 8]", "latent = [4]").Replace("seed = [1, 2]", "seed = [1]")
+                let specPath = writeSpec folder "spec.toml" oneRun
+                let straight = folder.Sub "straight"
+                succeeds [ "sweep"; "run"; specPath; "--out"; straight ] |> ignore
+                let out = folder.Sub "slurm"
+                let o = succeeds [ "sweep"; "run"; specPath; "--out"; out; "--executor"; "slurm" ]
+                let job = o.Stdout.Split(' ', '\n') |> Array.skipWhile (fun w -> w <> "job") |> Array.item 1
+                let task = $"{job.Trim()}_0"
+                let runDir = List.head (runDirs out)
+                SlurmTests.waitUntil 120.0 "the task has trained an epoch" (fun () ->
+                    File.Exists(Path.Combine(runDir, "metrics.csv")) && (try (epochsOf runDir).Length >= 1 with _ -> false))
+                let code, _, err = SlurmFixture.run cluster ("scontrol", [ "requeue"; task ])
+                Expect.equal code 0 $"scontrol requeue {task} (stderr {err})"
+                Expect.isLessThan (epochsOf runDir).Length 12 "requeued part-way"
+                SlurmTests.waitUntil 300.0 "the requeued run is done" (fun () -> (vae [ "sweep"; "status"; out ]).ExitCode = 0)
+                let log = Directory.GetFiles(Path.Combine(out, "slurm"), "*.log") |> Array.map File.ReadAllText |> String.concat "\n"
+                Expect.stringContains log "resuming after epoch" "the second start resumed from the checkpoint"
+                Expect.equal (epochsOf runDir) [ 1 .. 12 ] "every epoch once"
+                let checkpoint dir = File.ReadAllBytes(Path.Combine(dir, "checkpoint.safetensors"))
+                Expect.isTrue (checkpoint runDir = checkpoint (List.head (runDirs straight))) "the same final checkpoint as an uninterrupted run")
+
         testCase "SIGTERM stops vae train at the end of an epoch with exit code 75, and --resume finishes it" <| fun () ->
             use folder = new TempFolder("vae-sweep-sigterm-")
             let run = folder.Sub "run"

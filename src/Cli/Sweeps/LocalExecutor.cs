@@ -122,11 +122,23 @@ static class LocalExecutor
         return table;
     }
 
-    /// <summary>How to start this CLI again: the apphost, or <c>dotnet vae.dll</c>.</summary>
+    /// <summary>
+    /// How to start this same CLI in another process (a worker, a Slurm task): the <c>vae</c> apphost when this
+    /// process is it, else <c>dotnet PATH/vae.dll</c> (this process's dotnet, <c>DOTNET_HOST_PATH</c>, or dotnet
+    /// on the PATH), which also holds when the CLI's assembly is loaded by another program such as a test runner.
+    /// </summary>
+    /// <exception cref="VaeResearchException">Neither the apphost nor a dotnet host can be found.</exception>
     public static (string File, string[] Prefix) SelfCommand()
     {
-        var process = Environment.ProcessPath ?? throw new VaeResearchException("cannot tell how this program was started (no process path)");
-        var dll = typeof(LocalExecutor).Assembly.Location;
-        return Path.GetFileNameWithoutExtension(process) == "dotnet" ? (process, [dll]) : (process, []);
+        string dll = typeof(LocalExecutor).Assembly.Location;
+        string? process = Environment.ProcessPath;
+        string? processName = process is null ? null : Path.GetFileNameWithoutExtension(process);
+        if (process is not null && processName == Path.GetFileNameWithoutExtension(dll)) return (process, []);
+        string? dotnet = processName is not null && processName.Equals("dotnet", StringComparison.OrdinalIgnoreCase)
+            ? process
+            : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : SlurmExecutor.FindOnPath("dotnet");
+        if (dotnet is null || dll.Length == 0)
+            throw new VaeResearchException("cannot tell how to start vae again: no vae apphost and no dotnet on the PATH");
+        return (dotnet, [dll]);
     }
 }

@@ -328,24 +328,12 @@ public static class SlurmExecutor
         return ok;
     }
 
-    /// <summary>
-    /// How an array task starts this same CLI, shell-quoted: the <c>vae</c> apphost when this process is it, else
-    /// <c>dotnet PATH/vae.dll</c> (this process's dotnet, <c>DOTNET_HOST_PATH</c>, or dotnet on the PATH), which also
-    /// holds when the CLI's assembly is loaded by another program such as a test runner.
-    /// </summary>
+    /// <summary>How an array task starts this same CLI (<see cref="LocalExecutor.SelfCommand"/>), shell-quoted.</summary>
     /// <exception cref="VaeResearchException">Neither the apphost nor a dotnet host can be found.</exception>
     public static string CurrentCliCommand()
     {
-        string dll = typeof(SlurmExecutor).Assembly.Location;
-        string? process = Environment.ProcessPath;
-        string? processName = process is null ? null : Path.GetFileNameWithoutExtension(process);
-        if (process is not null && processName == Path.GetFileNameWithoutExtension(dll)) return ShellQuote(process);
-        string? dotnet = processName is not null && processName.Equals("dotnet", StringComparison.OrdinalIgnoreCase)
-            ? process
-            : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : FindOnPath("dotnet");
-        if (dotnet is null || dll.Length == 0)
-            throw new VaeResearchException("cannot tell how an array task should start vae: no vae apphost and no dotnet on the PATH");
-        return ShellQuote(dotnet) + " " + ShellQuote(dll);
+        var (file, prefix) = LocalExecutor.SelfCommand();
+        return string.Join(" ", new[] { file }.Concat(prefix).Select(ShellQuote));
     }
 
     /// <summary>The text as one word for bash: unchanged when it holds only safe characters, else in single quotes.</summary>
