@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using VaeResearch.Cli.Sweeps;
@@ -63,7 +62,7 @@ static class SweepCommand
             if (parse.GetValue(dryRun))
             {
                 foreach (var s in statuses)
-                    Console.WriteLine($"  {Action(s, retry),-8} {s.Run.Index,4}  {s.Run.Name}  [{s.Run.Hash}]{(s.Detail.Length > 0 ? "  " + s.Detail : "")}");
+                    Console.WriteLine($"  {PlannedAction(s, retry),-8} {s.Run.Index,4}  {s.Run.Name}  [{s.Run.Hash}]{(s.Detail.Length > 0 ? "  " + s.Detail : "")}");
                 return 0;
             }
             plan.Save(dir);
@@ -76,7 +75,7 @@ static class SweepCommand
         return command;
     }
 
-    static string Action(RunStatus s, bool retry) => s.State switch
+    static string PlannedAction(RunStatus s, bool retry) => s.State switch
     {
         RunState.Done => "skip",
         RunState.Pending => "start",

@@ -57,12 +57,13 @@ static class SweepTask
         {
             folder = RunFolder.Open(runDir);
             var saved = folder.ReadConfig();
-            if (SweepPlan.Hash(saved with { Epochs = config.Epochs }) != run.Hash)
+            var savedHash = SweepPlan.Hash(saved with { Epochs = config.Epochs });
+            if (savedHash != run.Hash)
                 throw new VaeResearchException(
-                    $"{runDir} holds a run with another configuration (hash {SweepPlan.Hash(saved with { Epochs = config.Epochs })}) than the plan's " +
+                    $"{runDir} holds a run with another configuration (hash {savedHash}) than the plan's " +
                     $"{run.Name} (hash {run.Hash}); it is left as it is: move it away, or use another sweep folder");
-            if (folder.ReadThreads() is int saved_ && saved_ != threads)
-                Console.Error.WriteLine($"sweep task {run.Index}: note: {run.Name} was trained with {saved_} threads, now {threads}: not bit-identical to an uninterrupted run");
+            if (folder.ReadThreads() is int savedThreads && savedThreads != threads)
+                Console.Error.WriteLine($"sweep task {run.Index}: note: {run.Name} was trained with {savedThreads} threads, now {threads}: not bit-identical to an uninterrupted run");
         }
         else
         {
