@@ -78,7 +78,7 @@ public sealed class MixtureVae : GenerativeModel
     /// <summary>
     /// Each example's bound under its assigned component (<paramref name="bound"/>: the ELBO or L_k) plus log p(y) = -log(groups), [n].
     /// </summary>
-    public override Tensor Objective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng)
+    public override Tensor TrainingObjective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng)
     {
         var members = Members(groups);
         var parts = new List<Tensor>();

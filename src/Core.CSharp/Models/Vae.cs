@@ -38,7 +38,7 @@ public sealed class Vae : GenerativeModel
     public Dropout DropoutZ { get; }
 
     /// <inheritdoc/>
-    public override Tensor Objective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng) =>
+    public override Tensor TrainingObjective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng) =>
         bound.Of(this, x, rng, beta);
 
     /// <inheritdoc/>

@@ -36,7 +36,7 @@ public sealed record UnitStatistics(double[] Activity, double[] Kl)
 }
 
 /// <summary>A model's bound and unit statistics on a data set, from one pass.</summary>
-/// <param name="Bound">Mean of the training objective with beta = 1 (see <see cref="GenerativeModel.Objective(Tensor, ReadOnlySpan{int}, TrainingBound, float, Rng)"/>).</param>
+/// <param name="Bound">Mean of the training objective with beta = 1 (see <see cref="GenerativeModel.TrainingObjective"/>).</param>
 /// <param name="Units">Activity and KL per unit.</param>
 public sealed record DataEvaluation(double Bound, UnitStatistics Units);
 
@@ -95,7 +95,7 @@ public static class Evaluation
         ForEachBatch(model, images, count, batch, (x, start, n) =>
         {
             var groups = model.Assign(x);
-            var values = model.Objective(x, groups, bound, 1f, rng).Data;
+            var values = model.TrainingObjective(x, groups, bound, 1f, rng).Data;
             foreach (float b in values) boundSum += b;
             var q = model.Encode(x, groups);
             q.Mu.Data.CopyTo(means.AsSpan(start * latent, n * latent));

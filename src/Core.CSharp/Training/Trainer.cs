@@ -169,7 +169,7 @@ public static class Trainer
                 {
                     var x = Tensor.Empty(rows.Length, dim);
                     binarizer.Fill(rows, epoch, x.Data);
-                    var perExample = model.Objective(x, groups, bound, (float)beta, noise);
+                    var perExample = model.TrainingObjective(x, groups, bound, (float)beta, noise);
                     // NOTE: a summed loss (Burda et al.'s code) scales the gradient by the batch size; the reported loss
                     // is the mean either way.
                     var objective = config.SummedLoss ? -perExample.Sum() : -perExample.Mean();
