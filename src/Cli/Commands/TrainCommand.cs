@@ -11,6 +11,9 @@ namespace VaeResearch.Cli.Commands;
 /// <summary><c>vae train --out RUN ...</c>: trains a VAE, IWAE, eVAE or mVAE into a run folder.</summary>
 static class TrainCommand
 {
+    /// <summary>beta1 of Burda et al.'s Adam (their <c>optimizers.py</c> default), taken with --optimizer burda_adam when --adam-beta1 is not given.</summary>
+    const double BurdaAdamBeta1 = 0.99;
+
     public static Command Create()
     {
         var defaults = new TrainConfig();
@@ -25,7 +28,24 @@ static class TrainCommand
         var activation = Choice("--activation", "Hidden activation.", "softplus", "softplus", "tanh", "relu");
         var batch = Value("--batch", "Minibatch size.", defaults.Batch);
         var epochs = Value("--epochs", "Epochs to train (the burda schedule has 3280; fewer cut it short).", defaults.Epochs);
-        var schedule = Choice("--schedule", "Learning-rate schedule: constant, or burda (lr * 10^(-i/7) for 3^i epochs, i = 0..7).", "constant", "constant", "burda");
+        var schedule = Choice("--schedule",
+            "Learning-rate schedule: constant, burda (lr * 10^(-i/7) for 3^i epochs, i = 0..7) or burda_rounded (Burda et al.'s code: " +
+            "lr * round(10^(1-i/7), 1) / 10, i.e. 1e-3, 7.2e-4, ..., 1e-4 at lr 1e-3).", "constant", "constant", "burda", "burda_rounded");
+        var init = Choice("--init", "Weight initialization: normal (Xavier-Glorot normal) or uniform (Glorot-uniform, Burda et al.'s code).",
+            "normal", "normal", "uniform");
+        var outputBias = Choice("--output-bias",
+            "Initial decoder output bias: zero, or data_mean (logit of the clipped mean training image, Burda et al.'s code).", "zero", "zero", "data_mean");
+        var order = Choice("--order", "Minibatch order: shuffled every epoch, or sequential (the same every epoch, Burda et al.'s code).",
+            "shuffled", "shuffled", "sequential");
+        var warmupKind = Choice("--warmup", "Warm-up of beta: per step, or per epoch (constant within an epoch, 0 in the first; activity paper).",
+            "step", "step", "epoch");
+        var kl = Choice("--kl", "KL estimator of the ELBO: analytic, or monte_carlo (log q(z|x) - log p(z) at the sampled z, Burda et al.'s VAE).",
+            "analytic", "analytic", "monte_carlo");
+        var objective = Choice("--objective", "What the k samples estimate: iwae (L_k) or vae (the mean over the samples of log w; Burda et al., Table 1).",
+            "iwae", "iwae", "vae");
+        var optimizer = Choice("--optimizer",
+            "Adam variant: adam (PyTorch's rule) or burda_adam (Burda et al.'s code: v from 1, eps on the raw sqrt(v), summed minibatch loss; " +
+            "beta1 0.99 unless --adam-beta1 is given).", "adam", "adam", "burda_adam");
         var lr = Value("--lr", "Base learning rate.", defaults.Lr);
         var beta1 = Value("--adam-beta1", "Adam beta1.", defaults.AdamBeta1);
         var beta2 = Value("--adam-beta2", "Adam beta2.", defaults.AdamBeta2);
@@ -52,19 +72,25 @@ static class TrainCommand
             "Train a model into a run folder: config.json, metrics.csv and activity.csv (one row per epoch), and an atomic " +
             "checkpoint.safetensors after every epoch. --resume continues a stopped or killed run bit-identically.")
         {
-            outDir, dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, epochs, schedule, lr, beta1, beta2,
+            outDir, dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, epochs, schedule,
+            init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2,
             adamEps, klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, binarize, trainSubset, testSubset, seed,
             threads, resume, configFile, dataDir,
         };
         Option[] settings =
         [
-            dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, schedule, lr, beta1, beta2, adamEps,
+            dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, schedule,
+            init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2, adamEps,
             klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, binarize, trainSubset, testSubset, seed,
         ];
 
         command.SetAction(parse => CliRunner.Run("train", () =>
         {
             if (parse.GetValue(threads) is int t) Parallelism.Threads = t;
+            var optimizerKind = ParseEnum<OptimizerKind>(parse.GetValue(optimizer)!);
+            // burda_adam without --adam-beta1 takes Burda et al.'s default beta1 = 0.99, written explicitly to config.json.
+            bool burdaBeta1 = optimizerKind == OptimizerKind.BurdaAdam && !parse.IsExplicit(beta1);
+            bool Given(Option option) => parse.IsExplicit(option) || (option == beta1 && burdaBeta1);
             var fromOptions = new TrainConfig
             {
                 Dataset = parse.GetValue(dataset)!,
@@ -78,8 +104,15 @@ static class TrainCommand
                 Batch = parse.GetValue(batch),
                 Epochs = parse.GetValue(epochs),
                 Schedule = ParseEnum<ScheduleKind>(parse.GetValue(schedule)!),
+                Init = ParseEnum<WeightInit>(parse.GetValue(init)!),
+                OutputBias = ParseEnum<OutputBias>(parse.GetValue(outputBias)!),
+                Order = ParseEnum<BatchOrder>(parse.GetValue(order)!),
+                Warmup = ParseEnum<WarmupKind>(parse.GetValue(warmupKind)!),
+                Kl = ParseEnum<KlEstimator>(parse.GetValue(kl)!),
+                Objective = ParseEnum<TrainObjective>(parse.GetValue(objective)!),
+                Optimizer = optimizerKind,
                 Lr = parse.GetValue(lr),
-                AdamBeta1 = parse.GetValue(beta1),
+                AdamBeta1 = burdaBeta1 ? BurdaAdamBeta1 : parse.GetValue(beta1),
                 AdamBeta2 = parse.GetValue(beta2),
                 AdamEps = parse.GetValue(adamEps),
                 KlWeight = parse.GetValue(klWeight),
@@ -97,7 +130,7 @@ static class TrainCommand
             {
                 var node = JsonSerializer.SerializeToNode(RunFolder.ParseConfig(file.FullName), RunFolder.Json)!.AsObject();
                 var given = JsonSerializer.SerializeToNode(fromOptions, RunFolder.Json)!.AsObject();
-                foreach (var option in settings.Append(epochs).Where(parse.IsExplicit))
+                foreach (var option in settings.Append(epochs).Where(Given))
                     node[CliOptions.Key(option.Name)] = given[CliOptions.Key(option.Name)]?.DeepClone();
                 fromOptions = node.Deserialize<TrainConfig>(RunFolder.Json)!;
             }
@@ -116,7 +149,7 @@ static class TrainCommand
                 var saved = run.ReadConfig();
                 var savedJson = JsonSerializer.SerializeToNode(saved, RunFolder.Json)!.AsObject();
                 var givenJson = JsonSerializer.SerializeToNode(fromOptions, RunFolder.Json)!.AsObject();
-                foreach (var option in settings.Where(parse.IsExplicit))
+                foreach (var option in settings.Where(Given))
                 {
                     var key = CliOptions.Key(option.Name);
                     if (!JsonElement.DeepEquals(JsonSerializer.SerializeToElement(savedJson[key]), JsonSerializer.SerializeToElement(givenJson[key])))

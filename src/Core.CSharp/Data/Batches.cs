@@ -2,6 +2,18 @@ using VaeResearch.Engine;
 
 namespace VaeResearch.Data;
 
+/// <summary>How the minibatches of an epoch are ordered.</summary>
+public enum BatchOrder
+{
+    /// <summary>A fresh seeded permutation every epoch (stratified batches: seeded shuffles within groups and batches).</summary>
+    Shuffled,
+    /// <summary>
+    /// The same order every epoch: the images in data-set order (Burda et al.'s code); stratified batches take each
+    /// group's members in data-set order and keep them in that order inside each batch (only the assignment changes).
+    /// </summary>
+    Sequential,
+}
+
 /// <summary>
 /// Seeded minibatch orders: a shuffled permutation per epoch, or a stratified order whose batches
 /// keep every group's share.
@@ -38,6 +50,19 @@ public static class Batches
         new Rng(seed, DataStreams.Shuffle(epoch)).Shuffle(order);
     }
 
+    /// <summary>The identity order [0, n) of <see cref="BatchOrder.Sequential"/>, the same in every epoch (allocates).</summary>
+    public static int[] Sequential(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        var order = new int[count];
+        for (int i = 0; i < count; i++) order[i] = i;
+        return order;
+    }
+
+    /// <summary>The order of epoch <paramref name="epoch"/> for <paramref name="count"/> examples by <paramref name="kind"/> (allocates).</summary>
+    public static int[] Order(BatchOrder kind, ulong seed, int epoch, int count) =>
+        kind == BatchOrder.Sequential ? Sequential(count) : Shuffled(seed, epoch, count);
+
     /// <summary>The shuffled order of epoch <paramref name="epoch"/> for <paramref name="count"/> examples (allocates).</summary>
     public static int[] Shuffled(ulong seed, int epoch, int count)
     {
@@ -55,6 +80,8 @@ public static class Batches
     /// <param name="batchSize">Batch size.</param>
     /// <param name="seed">The run's seed.</param>
     /// <param name="epoch">The epoch.</param>
+    /// <param name="kind">Shuffled (seeded shuffles of each group's members and inside each batch) or sequential (no
+    /// shuffles: members in data-set order, batches in group order; the same for the same assignment in every epoch).</param>
     /// <returns>A permutation of [0, n) in which batch b holds c_g(b) members of group g with
     /// |c_g(b) - size(b) * n_g / n| &lt; 1, where size(b) is the batch's size and n_g the group's size.</returns>
     /// <remarks>
@@ -64,8 +91,9 @@ public static class Batches
     /// counts come out exact at the end and the partial last batch also keeps the shares.
     /// Which members fill a group's places, and the order inside each batch, are seeded shuffles.
     /// </remarks>
-    public static int[] Stratified(ReadOnlySpan<int> groups, int batchSize, ulong seed, int epoch)
+    public static int[] Stratified(ReadOnlySpan<int> groups, int batchSize, ulong seed, int epoch, BatchOrder kind = BatchOrder.Shuffled)
     {
+        bool shuffle = kind == BatchOrder.Shuffled;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         ArgumentOutOfRangeException.ThrowIfNegative(epoch);
         int n = groups.Length;
@@ -84,7 +112,8 @@ public static class Batches
         var members = new int[n];
         var next = groupStart[..groupCount];
         for (int i = 0; i < n; i++) members[next[groups[i]]++] = i;
-        for (int g = 0; g < groupCount; g++) rng.Shuffle(members.AsSpan(groupStart[g], groupStart[g + 1] - groupStart[g]));
+        if (shuffle)
+            for (int g = 0; g < groupCount; g++) rng.Shuffle(members.AsSpan(groupStart[g], groupStart[g + 1] - groupStart[g]));
 
         var order = new int[n];
         var taken = new int[groupCount];
@@ -122,7 +151,7 @@ public static class Batches
                 written += baseCount[g];
                 taken[g] += baseCount[g];
             }
-            rng.Shuffle(order.AsSpan(batchStart, batchSize));
+            if (shuffle) rng.Shuffle(order.AsSpan(batchStart, batchSize));
         }
         int lastStart = written;
         for (int g = 0; g < groupCount; g++)
@@ -131,7 +160,7 @@ public static class Batches
             members.AsSpan(groupStart[g] + taken[g], rest).CopyTo(order.AsSpan(written));
             written += rest;
         }
-        rng.Shuffle(order.AsSpan(lastStart, n - lastStart));
+        if (shuffle) rng.Shuffle(order.AsSpan(lastStart, n - lastStart));
         return order;
     }
 }

@@ -36,12 +36,41 @@ public static class Bounds
     /// <param name="logLikelihood">log p(x|z) for z [k, n, D], giving [k, n].</param>
     /// <param name="rng">Source of the noise eps.</param>
     /// <param name="klWeight">Weight of the KL term (1: the true bound).</param>
-    public static Tensor Elbo(Posterior q, Func<Tensor, Tensor> logLikelihood, Rng rng, float klWeight = 1f)
+    /// <param name="k">Samples z_i averaged in the reconstruction term, (1/k) sum_i log p(x|z_i) (1: the usual ELBO estimator).</param>
+    public static Tensor Elbo(Posterior q, Func<Tensor, Tensor> logLikelihood, Rng rng, float klWeight = 1f, int k = 1)
     {
-        var (z, _) = Sample(q, 1, rng);
-        var logPx = logLikelihood(z).Reshape(q.Mu.Dim(0));
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "the number of samples k must be >= 1");
+        var (z, _) = Sample(q, k, rng);
+        var logPx = k == 1 ? logLikelihood(z).Reshape(q.Mu.Dim(0)) : logLikelihood(z).Mean(0);
         var kl = KlPerUnit(q).Sum(-1);
         return klWeight == 1f ? logPx - kl : logPx - kl * klWeight;
+    }
+
+    /// <summary>
+    /// The log importance weights log w_i = log p(x|z_i) + beta (log p(z_i) - log q(z_i|x)) for k reparameterized
+    /// samples z_i ~ q(z|x), [k, n] (Burda et al. 2015, eq. 8 before the log-mean-exp).
+    /// </summary>
+    /// <param name="q">The posterior, mean and log-variance [n, D].</param>
+    /// <param name="logLikelihood">log p(x|z) for z [k, n, D], giving [k, n].</param>
+    /// <param name="k">Samples per example.</param>
+    /// <param name="rng">Source of the noise eps.</param>
+    /// <param name="beta">Weight of log p(z) - log q(z|x) (1: the true weights).</param>
+    public static Tensor LogWeights(Posterior q, Func<Tensor, Tensor> logLikelihood, int k, Rng rng, float beta = 1f)
+    {
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "the number of importance samples k must be >= 1");
+        var (z, eps) = Sample(q, k, rng);
+        return logLikelihood(z) + LogPriorMinusPosterior(q, z, eps) * beta;
+    }
+
+    /// <summary>
+    /// The ELBO with a Monte-Carlo KL, averaged over k samples: (1/k) sum_i log w_i, [n] ("VAE with k samples",
+    /// Burda et al. 2015, Table 1; at k = 1 the estimator of their VAE, whose KL is log q(z|x) - log p(z) at the
+    /// sampled z). Its expectation is the ELBO for every k; only the variance falls with k.
+    /// </summary>
+    public static Tensor MeanLogWeight(Posterior q, Func<Tensor, Tensor> logLikelihood, int k, Rng rng, float beta = 1f)
+    {
+        var logW = LogWeights(q, logLikelihood, k, rng, beta);
+        return k == 1 ? logW.Reshape(q.Mu.Dim(0)) : logW.Mean(0);
     }
 
     /// <summary>
@@ -57,17 +86,21 @@ public static class Bounds
     /// <param name="beta">Weight of log p(z) - log q(z|x) inside each weight (1: the true bound).</param>
     public static Tensor ImportanceWeighted(Posterior q, Func<Tensor, Tensor> logLikelihood, int k, Rng rng, float beta = 1f)
     {
-        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "the number of importance samples k must be >= 1");
-        var (z, eps) = Sample(q, k, rng);
-        var logW = logLikelihood(z) + LogPriorMinusPosterior(q, z, eps) * beta;
+        var logW = LogWeights(q, logLikelihood, k, rng, beta);
         return logW.LogSumExp(0) - MathF.Log(k);
     }
 
     /// <summary>
-    /// <see cref="Elbo(Posterior, Func{Tensor, Tensor}, Rng, float)"/> of a VAE on data x [n, N], optionally restricted by a mask [n, D].
+    /// <see cref="Elbo(Posterior, Func{Tensor, Tensor}, Rng, float, int)"/> of a VAE on data x [n, N], optionally restricted by a mask [n, D].
     /// </summary>
-    public static Tensor Elbo(Vae model, Tensor x, Rng rng, float klWeight = 1f, Tensor? mask = null) =>
-        Elbo(Masked(model.Encoder.Forward(x), mask), LogLikelihood(model, x, mask, rng), rng, klWeight);
+    public static Tensor Elbo(Vae model, Tensor x, Rng rng, float klWeight = 1f, Tensor? mask = null, int k = 1) =>
+        Elbo(Masked(model.Encoder.Forward(x), mask), LogLikelihood(model, x, mask, rng), rng, klWeight, k);
+
+    /// <summary>
+    /// <see cref="MeanLogWeight(Posterior, Func{Tensor, Tensor}, int, Rng, float)"/> of a VAE on data x [n, N], optionally restricted by a mask [n, D].
+    /// </summary>
+    public static Tensor MeanLogWeight(Vae model, Tensor x, int k, Rng rng, float beta = 1f, Tensor? mask = null) =>
+        MeanLogWeight(Masked(model.Encoder.Forward(x), mask), LogLikelihood(model, x, mask, rng), k, rng, beta);
 
     /// <summary>
     /// <see cref="ImportanceWeighted(Posterior, Func{Tensor, Tensor}, int, Rng, float)"/> of a VAE on data x [n, N], optionally restricted by a mask [n, D].

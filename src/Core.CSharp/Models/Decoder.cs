@@ -11,6 +11,19 @@ public enum DecoderKind
     Gaussian,
 }
 
+/// <summary>Initial value of the decoder's output (mean) bias.</summary>
+public enum OutputBias
+{
+    /// <summary>0, like every other bias.</summary>
+    Zero,
+    /// <summary>
+    /// logit(clip(mean training image, 0.001, 0.999)) (Burda et al.'s code, Bernoulli decoder). For the Gaussian decoder the
+    /// bias of the mean head, whose mean is sigmoid(.), so that sigmoid(bias) is the clipped mean image; the log-variance
+    /// head keeps bias 0.
+    /// </summary>
+    DataMean,
+}
+
 /// <summary>
 /// The generative network p(x|z): hidden layers on z, then the output head(s):
 /// <c>decoder.logits.*</c> (Bernoulli) or <c>decoder.mu.*</c> and <c>decoder.logvar.*</c> (Gaussian).
@@ -21,19 +34,44 @@ public sealed class Decoder : Module
     readonly Linear first, second; // logits, or mean and log-variance
 
     /// <summary>A decoder from <paramref name="latent"/> units to <paramref name="output"/> values.</summary>
-    public Decoder(int latent, IReadOnlyList<int> hidden, int output, Activation activation, bool batchNorm, DecoderKind kind, Rng rng)
+    public Decoder(int latent, IReadOnlyList<int> hidden, int output, Activation activation, bool batchNorm, DecoderKind kind, Rng rng,
+        WeightInit init = WeightInit.Normal)
     {
         Kind = kind;
-        body = RegisterModule("", new Mlp(latent, hidden, activation, batchNorm, rng));
+        body = RegisterModule("", new Mlp(latent, hidden, activation, batchNorm, rng, init));
         if (kind == DecoderKind.Bernoulli)
         {
-            first = RegisterModule("logits", new Linear(body.OutFeatures, output, rng));
+            first = RegisterModule("logits", new Linear(body.OutFeatures, output, rng, init));
             second = first;
         }
         else
         {
-            first = RegisterModule("mu", new Linear(body.OutFeatures, output, rng));
-            second = RegisterModule("logvar", new Linear(body.OutFeatures, output, rng));
+            first = RegisterModule("mu", new Linear(body.OutFeatures, output, rng, init));
+            second = RegisterModule("logvar", new Linear(body.OutFeatures, output, rng, init));
+        }
+    }
+
+    /// <summary>
+    /// The bias [N] of the output layer that gives the mean of p(x|z) through a sigmoid: <c>decoder.logits.bias</c>
+    /// (Bernoulli) or <c>decoder.mu.bias</c> (Gaussian).
+    /// </summary>
+    public Tensor MeanBias => first.Bias;
+
+    /// <summary>
+    /// Sets <see cref="MeanBias"/> to logit(clip(p, <paramref name="floor"/>, 1 - floor)) for pixel means p [N], so that
+    /// with zero input from the hidden layers the decoder's mean is the clipped p (Burda et al.'s code: the mean
+    /// training image). Both decoders read their mean through a sigmoid, so the same logit serves both.
+    /// </summary>
+    public void SetMeanBias(ReadOnlySpan<double> pixelMeans, double floor = 1e-3)
+    {
+        var bias = first.Bias.Data;
+        if (pixelMeans.Length != bias.Length)
+            throw new ArgumentException($"{pixelMeans.Length} pixel means for an output of {bias.Length} values", nameof(pixelMeans));
+        for (int i = 0; i < bias.Length; i++)
+        {
+            double p = Math.Clamp(pixelMeans[i], floor, 1 - floor);
+            // NOTE: the clip keeps the logit finite (+-6.9 at floor 1e-3) for pixels that are always 0 or 1.
+            bias[i] = (float)Math.Log(p / (1 - p));
         }
     }
 

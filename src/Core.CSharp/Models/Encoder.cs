@@ -17,11 +17,12 @@ public sealed class Encoder : Module
     readonly Linear mu, logVar;
 
     /// <summary>An encoder from <paramref name="input"/> values to <paramref name="latent"/> units.</summary>
-    public Encoder(int input, IReadOnlyList<int> hidden, int latent, Activation activation, bool batchNorm, Rng rng)
+    public Encoder(int input, IReadOnlyList<int> hidden, int latent, Activation activation, bool batchNorm, Rng rng,
+        WeightInit init = WeightInit.Normal)
     {
-        body = RegisterModule("", new Mlp(input, hidden, activation, batchNorm, rng));
-        mu = RegisterModule("mu", new Linear(body.OutFeatures, latent, rng));
-        logVar = RegisterModule("logvar", new Linear(body.OutFeatures, latent, rng));
+        body = RegisterModule("", new Mlp(input, hidden, activation, batchNorm, rng, init));
+        mu = RegisterModule("mu", new Linear(body.OutFeatures, latent, rng, init));
+        logVar = RegisterModule("logvar", new Linear(body.OutFeatures, latent, rng, init));
     }
 
     /// <summary>q(z|x) for x [n, N].</summary>

@@ -42,14 +42,13 @@ public sealed class EpitomicVae : GenerativeModel
     public float LogPriorY => -MathF.Log(Layout.Count);
 
     /// <summary>
-    /// The bound for the assigned epitomes, [n]: the masked VAE bound (ELBO when k = 1, else L_k) plus log p(y*).
+    /// The bound for the assigned epitomes, [n]: the masked VAE bound (<paramref name="bound"/>: the ELBO or L_k) plus log p(y*).
     /// With q(y|x) a point mass its entropy is 0, so this is a valid lower bound on log p(x) at beta = 1.
     /// </summary>
-    public override Tensor Objective(Tensor x, ReadOnlySpan<int> groups, int k, float beta, Rng rng)
+    public override Tensor TrainingObjective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng)
     {
-        var mask = Layout.Masks(groups);
-        var bound = k == 1 ? Bounds.Elbo(net, x, rng, beta, mask) : Bounds.ImportanceWeighted(net, x, k, rng, beta, mask);
-        return Layout.Count == 1 ? bound : bound + LogPriorY;
+        var value = bound.Of(net, x, rng, beta, Layout.Masks(groups));
+        return Layout.Count == 1 ? value : value + LogPriorY;
     }
 
     /// <summary>

@@ -23,7 +23,15 @@ public abstract class GenerativeModel : Module
     /// <see cref="Groups"/> is 1), with <paramref name="beta"/> scaling the KL / prior-ratio term
     /// (beta = 1: the true bound). k = 1 uses the analytic KL; k &gt; 1 the importance-weighted bound.
     /// </summary>
-    public abstract Tensor Objective(Tensor x, ReadOnlySpan<int> groups, int k, float beta, Rng rng);
+    public Tensor Objective(Tensor x, ReadOnlySpan<int> groups, int k, float beta, Rng rng) =>
+        TrainingObjective(x, groups, new TrainingBound(k), beta, rng);
+
+    /// <summary>
+    /// The training objective per example, [n], estimating <paramref name="bound"/> (L_k, or the k-sample ELBO with the
+    /// analytic or Monte-Carlo KL) for the given group assignment, with <paramref name="beta"/> scaling the KL /
+    /// prior-ratio term.
+    /// </summary>
+    public abstract Tensor TrainingObjective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng);
 
     /// <summary>
     /// A stochastic lower bound on log p(x) per example, [n], with k importance samples and beta = 1;

@@ -76,9 +76,9 @@ public sealed class MixtureVae : GenerativeModel
     public override int Groups => Layout.Count;
 
     /// <summary>
-    /// Each example's bound under its assigned component (ELBO when k = 1, else L_k) plus log p(y) = -log(groups), [n].
+    /// Each example's bound under its assigned component (<paramref name="bound"/>: the ELBO or L_k) plus log p(y) = -log(groups), [n].
     /// </summary>
-    public override Tensor Objective(Tensor x, ReadOnlySpan<int> groups, int k, float beta, Rng rng)
+    public override Tensor TrainingObjective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng)
     {
         var members = Members(groups);
         var parts = new List<Tensor>();
@@ -88,14 +88,14 @@ public sealed class MixtureVae : GenerativeModel
             if (members[c].Count == 0) continue;
             var xc = x.SelectRows(members[c].ToArray());
             var vae = components[c];
-            parts.Add(k == 1 ? Bounds.Elbo(vae, xc, rng, beta) : Bounds.ImportanceWeighted(vae, xc, k, rng, beta));
+            parts.Add(bound.Of(vae, xc, rng, beta));
             order.AddRange(members[c]);
         }
         // Back to the examples' order: position order[j] holds part entry j.
         var inverse = new int[order.Count];
         for (int j = 0; j < order.Count; j++) inverse[order[j]] = j;
-        var bound = Tensor.ConcatRows(parts).SelectRows(inverse);
-        return components.Length == 1 ? bound : bound - MathF.Log(components.Length);
+        var value = Tensor.ConcatRows(parts).SelectRows(inverse);
+        return components.Length == 1 ? value : value - MathF.Log(components.Length);
     }
 
     List<int>[] Members(ReadOnlySpan<int> groups)

@@ -8,17 +8,17 @@ namespace VaeResearch.Models;
 /// </summary>
 public sealed class Vae : GenerativeModel
 {
-    /// <summary>A VAE with Xavier-normal weights drawn from <paramref name="rng"/>.</summary>
+    /// <summary>A VAE with weights drawn from <paramref name="rng"/> by <paramref name="init"/> (Xavier-normal by default).</summary>
     public Vae(int input, int latent, IReadOnlyList<int> hidden, Activation activation, DecoderKind decoder,
-        bool batchNorm, float dropoutZ, Rng rng)
+        bool batchNorm, float dropoutZ, Rng rng, WeightInit init = WeightInit.Normal)
     {
         if (input < 1) throw new ArgumentOutOfRangeException(nameof(input), input, "input size must be >= 1");
         if (latent < 1) throw new ArgumentOutOfRangeException(nameof(latent), latent, "latent size D must be >= 1");
         if (hidden.Any(h => h < 1)) throw new ArgumentOutOfRangeException(nameof(hidden), "every hidden width must be >= 1");
         Input = input;
         Latent = latent;
-        Encoder = RegisterModule("encoder", new Encoder(input, hidden, latent, activation, batchNorm, rng));
-        Decoder = RegisterModule("decoder", new Decoder(latent, hidden, input, activation, batchNorm, decoder, rng));
+        Encoder = RegisterModule("encoder", new Encoder(input, hidden, latent, activation, batchNorm, rng, init));
+        Decoder = RegisterModule("decoder", new Decoder(latent, hidden, input, activation, batchNorm, decoder, rng, init));
         DropoutZ = RegisterModule("dropout_z", new Dropout(dropoutZ));
     }
 
@@ -38,8 +38,8 @@ public sealed class Vae : GenerativeModel
     public Dropout DropoutZ { get; }
 
     /// <inheritdoc/>
-    public override Tensor Objective(Tensor x, ReadOnlySpan<int> groups, int k, float beta, Rng rng) =>
-        k == 1 ? Bounds.Elbo(this, x, rng, beta) : Bounds.ImportanceWeighted(this, x, k, rng, beta);
+    public override Tensor TrainingObjective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng) =>
+        bound.Of(this, x, rng, beta);
 
     /// <inheritdoc/>
     public override Tensor LogLikelihoodBound(Tensor x, int k, Rng rng) => Bounds.ImportanceWeighted(this, x, k, rng);

@@ -36,7 +36,7 @@ public sealed record UnitStatistics(double[] Activity, double[] Kl)
 }
 
 /// <summary>A model's bound and unit statistics on a data set, from one pass.</summary>
-/// <param name="Bound">Mean of the training objective with beta = 1 (see <see cref="GenerativeModel.Objective"/>).</param>
+/// <param name="Bound">Mean of the training objective with beta = 1 (see <see cref="GenerativeModel.TrainingObjective"/>).</param>
 /// <param name="Units">Activity and KL per unit.</param>
 public sealed record DataEvaluation(double Bound, UnitStatistics Units);
 
@@ -79,7 +79,14 @@ public static class Evaluation
     /// (k as in training), the activity Cov_x(E_q[u]) and the mean KL of every unit. Models with groups
     /// use each example's best group y*.
     /// </summary>
-    public static DataEvaluation Evaluate(GenerativeModel model, float[] images, int count, int k, Rng rng, int batch = 100)
+    public static DataEvaluation Evaluate(GenerativeModel model, float[] images, int count, int k, Rng rng, int batch = 100) =>
+        Evaluate(model, images, count, new TrainingBound(k), rng, batch);
+
+    /// <summary>
+    /// <see cref="Evaluate(GenerativeModel, float[], int, int, Rng, int)"/> with the run's training bound (k, objective and
+    /// KL estimator as in training) for the mean objective.
+    /// </summary>
+    public static DataEvaluation Evaluate(GenerativeModel model, float[] images, int count, TrainingBound bound, Rng rng, int batch = 100)
     {
         int latent = model.Latent;
         var means = new float[(long)count * latent];
@@ -88,8 +95,8 @@ public static class Evaluation
         ForEachBatch(model, images, count, batch, (x, start, n) =>
         {
             var groups = model.Assign(x);
-            var bound = model.Objective(x, groups, k, 1f, rng).Data;
-            foreach (float b in bound) boundSum += b;
+            var values = model.TrainingObjective(x, groups, bound, 1f, rng).Data;
+            foreach (float b in values) boundSum += b;
             var q = model.Encode(x, groups);
             q.Mu.Data.CopyTo(means.AsSpan(start * latent, n * latent));
             var kl = Bounds.KlPerUnit(q).Data;

@@ -1,3 +1,4 @@
+using VaeResearch.Data;
 using VaeResearch.Engine;
 using VaeResearch.Models;
 
@@ -9,11 +10,11 @@ public static class ModelFactory
     /// <summary>Largest allowed gap between the mVAE's and the eVAE's parameter counts.</summary>
     public const double MixtureParameterTolerance = 0.05;
 
-    /// <summary>The model for <paramref name="config"/> on data of <paramref name="input"/> values.</summary>
+    /// <summary>The model for <paramref name="config"/> on data of <paramref name="input"/> values (weights by <c>config.Init</c>, biases 0).</summary>
     public static GenerativeModel Build(TrainConfig config, int input, Rng rng)
     {
         Vae Net(int latent, IReadOnlyList<int> hidden) =>
-            new(input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng);
+            new(input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng, config.Init);
         switch (config.Model)
         {
             case ModelKind.Vae:
@@ -31,6 +32,39 @@ public static class ModelFactory
                         $"(closest: hidden {string.Join(",", widths)} with {count}); use fewer epitomes or wider --hidden");
                 return new MixtureVae(layout, _ => Net(layout.Size, widths));
         }
+    }
+
+    /// <summary>
+    /// Applies <c>config.OutputBias</c> to a freshly built model: with <see cref="OutputBias.DataMean"/> every decoder's
+    /// mean bias becomes logit(clip(mean training image, 0.001, 0.999)) (Burda et al.'s code), the mean taken over
+    /// <paramref name="train"/> (the images actually trained on) in grey levels, before any binarization; with
+    /// <see cref="OutputBias.Zero"/> nothing changes.
+    /// </summary>
+    public static void InitializeOutputBias(GenerativeModel model, TrainConfig config, Dataset train)
+    {
+        if (config.OutputBias == OutputBias.Zero) return;
+        var mean = MeanImage(train);
+        IEnumerable<Vae> networks = model switch
+        {
+            Vae vae => [vae],
+            EpitomicVae evae => [evae.Network],
+            MixtureVae mvae => mvae.Components,
+            _ => throw new ArgumentException($"no decoder bias initialization for {model.GetType().Name}", nameof(model)),
+        };
+        foreach (var net in networks) net.Decoder.SetMeanBias(mean);
+    }
+
+    /// <summary>The mean image of a data set, per pixel, [N], accumulated in double.</summary>
+    public static double[] MeanImage(Dataset data)
+    {
+        var mean = new double[data.Dim];
+        for (int i = 0; i < data.Count; i++)
+        {
+            var image = data.Image(i);
+            for (int j = 0; j < mean.Length; j++) mean[j] += image[j];
+        }
+        for (int j = 0; j < mean.Length; j++) mean[j] /= Math.Max(1, data.Count);
+        return mean;
     }
 
     /// <summary>The epitome layout of an eVAE or mVAE configuration.</summary>

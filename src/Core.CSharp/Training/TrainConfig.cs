@@ -23,6 +23,8 @@ public enum ScheduleKind
     Constant,
     /// <summary>Burda et al. (2015): 8 stages, lr = base * 10^(-i/7) for 3^i epochs, i = 0..7 (3280 epochs).</summary>
     Burda,
+    /// <summary>Burda et al.'s code: the same stages with the factor rounded, lr = base * round(10^(1 - i/7), 1) / 10.</summary>
+    BurdaRounded,
 }
 
 /// <summary>
@@ -68,6 +70,27 @@ public sealed record TrainConfig
     /// <summary>Learning-rate schedule.</summary>
     public ScheduleKind Schedule { get; init; } = ScheduleKind.Constant;
 
+    /// <summary>Weight initialization: Xavier-Glorot normal (activity paper) or Glorot-uniform (Burda et al.'s code).</summary>
+    public WeightInit Init { get; init; } = WeightInit.Normal;
+
+    /// <summary>Initial decoder output bias: 0, or the logit of the clipped mean training image (Burda et al.'s code).</summary>
+    public OutputBias OutputBias { get; init; } = OutputBias.Zero;
+
+    /// <summary>Minibatch order: reshuffled every epoch, or the same every epoch (Burda et al.'s code).</summary>
+    public BatchOrder Order { get; init; } = BatchOrder.Shuffled;
+
+    /// <summary>Warm-up of beta per optimizer step, or per epoch (activity paper, section 2.6).</summary>
+    public WarmupKind Warmup { get; init; } = WarmupKind.Step;
+
+    /// <summary>KL estimator of the ELBO: analytic, or Monte-Carlo at the sampled z (Burda et al.'s VAE).</summary>
+    public KlEstimator Kl { get; init; } = KlEstimator.Analytic;
+
+    /// <summary>What the k samples estimate: L_k (IWAE), or the k-sample ELBO (Burda et al. 2015, Table 1, "VAE" rows).</summary>
+    public TrainObjective Objective { get; init; } = TrainObjective.Iwae;
+
+    /// <summary>Adam's update rule: PyTorch's, or that of Burda et al.'s code (with a summed minibatch loss).</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
+
     /// <summary>Base learning rate.</summary>
     public double Lr { get; init; } = 1e-3;
 
@@ -110,6 +133,14 @@ public sealed record TrainConfig
     /// <summary>Seed of every random choice in the run.</summary>
     public ulong Seed { get; init; }
 
+    /// <summary>The training bound: k samples, the objective and the KL estimator.</summary>
+    [JsonIgnore]
+    public TrainingBound Bound => new(Samples, Objective, Kl);
+
+    /// <summary>Whether the minibatch loss is summed over the examples rather than averaged (Burda et al.'s code, with <see cref="OptimizerKind.BurdaAdam"/>).</summary>
+    [JsonIgnore]
+    public bool SummedLoss => Optimizer == OptimizerKind.BurdaAdam;
+
     /// <summary>The binarization in effect.</summary>
     [JsonIgnore]
     public Binarization EffectiveBinarization =>
@@ -131,6 +162,14 @@ public sealed record TrainConfig
         Require(Batch >= 1, "batch", $"must be >= 1, got {Batch}");
         Require(Epochs >= 1, "epochs", $"must be >= 1, got {Epochs}");
         Require(double.IsFinite(Lr) && Lr > 0, "lr", $"must be positive, got {Lr}");
+        Require(Enum.IsDefined(Init), "init", $"must be normal or uniform, got {Init}");
+        Require(Enum.IsDefined(OutputBias), "output_bias", $"must be zero or data_mean, got {OutputBias}");
+        Require(Enum.IsDefined(Order), "order", $"must be shuffled or sequential, got {Order}");
+        Require(Enum.IsDefined(Schedule), "schedule", $"must be constant, burda or burda_rounded, got {Schedule}");
+        Require(Enum.IsDefined(Warmup), "warmup", $"must be step or epoch, got {Warmup}");
+        Require(Enum.IsDefined(Kl), "kl", $"must be analytic or monte_carlo, got {Kl}");
+        Require(Enum.IsDefined(Objective), "objective", $"must be iwae or vae, got {Objective}");
+        Require(Enum.IsDefined(Optimizer), "optimizer", $"must be adam or burda_adam, got {Optimizer}");
         Require(AdamBeta1 >= 0 && AdamBeta1 < 1, "adam_beta1", $"must be in [0, 1), got {AdamBeta1}");
         Require(AdamBeta2 >= 0 && AdamBeta2 < 1, "adam_beta2", $"must be in [0, 1), got {AdamBeta2}");
         Require(double.IsFinite(AdamEps) && AdamEps > 0, "adam_eps", $"must be positive, got {AdamEps}");

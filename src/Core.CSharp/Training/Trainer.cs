@@ -105,7 +105,10 @@ public static class Trainer
         var train = data.Train;
         int dim = train.Dim;
         var model = ModelFactory.Build(config, dim, new Rng(config.Seed, TrainStreams.Init));
-        var adam = new Adam(model.Parameters(), (float)config.Lr, (float)config.AdamBeta1, (float)config.AdamBeta2, (float)config.AdamEps);
+        ModelFactory.InitializeOutputBias(model, config, train);
+        var adam = new Adam(model.Parameters(), (float)config.Lr, (float)config.AdamBeta1, (float)config.AdamBeta2, (float)config.AdamEps,
+            config.Optimizer);
+        var bound = config.Bound;
 
         int start = 0;
         var metrics = new List<MetricsRow>();
@@ -149,8 +152,8 @@ public static class Trainer
                 : epoch == 0 ? InitialAssignment(train.Count, model.Groups, config.Seed)
                 : AssignAll(model, binarizer, epoch);
             var order = assignment is null
-                ? Batches.Shuffled(config.Seed, epoch, train.Count)
-                : Batches.Stratified(assignment, config.Batch, config.Seed, epoch);
+                ? Batches.Order(config.Order, config.Seed, epoch, train.Count)
+                : Batches.Stratified(assignment, config.Batch, config.Seed, epoch, config.Order);
             var noise = new Rng(config.Seed, TrainStreams.Noise(epoch));
             model.Train();
             double boundSum = 0;
@@ -160,15 +163,18 @@ public static class Trainer
                 var rows = Batches.Batch(order, config.Batch, b);
                 var groups = groupBuffer.AsSpan(0, rows.Length);
                 for (int i = 0; i < rows.Length; i++) groups[i] = assignment?[rows[i]] ?? 0;
-                beta = config.KlWeight * Schedules.WarmupBeta(config.WarmupEpochs, batches, adam.StepCount);
+                beta = config.KlWeight * Schedules.WarmupBeta(config.Warmup, config.WarmupEpochs, batches, adam.StepCount, epoch);
                 float loss;
                 using (Workspace.Begin())
                 {
                     var x = Tensor.Empty(rows.Length, dim);
                     binarizer.Fill(rows, epoch, x.Data);
-                    var objective = -model.Objective(x, groups, config.Samples, (float)beta, noise).Mean();
+                    var perExample = model.TrainingObjective(x, groups, bound, (float)beta, noise);
+                    // NOTE: a summed loss (Burda et al.'s code) scales the gradient by the batch size; the reported loss
+                    // is the mean either way.
+                    var objective = config.SummedLoss ? -perExample.Sum() : -perExample.Mean();
                     objective.Backward();
-                    loss = objective.Item();
+                    loss = config.SummedLoss ? objective.Item() / rows.Length : objective.Item();
                 }
                 if (!float.IsFinite(loss))
                     throw new TrainingDivergedException(run, epoch + 1, b + 1, $"the loss is {loss}");
@@ -182,7 +188,7 @@ public static class Trainer
                     if (!float.IsFinite(v))
                         throw new TrainingDivergedException(run, epoch + 1, batches, "a weight is not finite");
 
-            var eval = Evaluation.Evaluate(model, testImages, data.Test.Count, config.Samples, new Rng(config.Seed, TrainStreams.Eval(epoch)));
+            var eval = Evaluation.Evaluate(model, testImages, data.Test.Count, bound, new Rng(config.Seed, TrainStreams.Eval(epoch)));
             var row = new MetricsRow(epoch + 1, lr, beta, boundSum / train.Count, eval.Bound, eval.Units.TotalKl,
                 eval.Units.ActiveUnits(), clock.Elapsed.TotalSeconds);
             metrics.Add(row);

@@ -3,6 +3,19 @@ using System.Runtime.Intrinsics;
 
 namespace VaeResearch.Engine;
 
+/// <summary>Which Adam update rule an <see cref="Adam"/> optimizer applies.</summary>
+public enum OptimizerKind
+{
+    /// <summary>Kingma and Ba (2015) in PyTorch's arrangement: moments from 0, epsilon added to sqrt(v) / sqrt(1 - beta2^t).</summary>
+    Adam,
+    /// <summary>
+    /// The Adam of Burda et al.'s code (yburda/iwae, <c>optimizers.py</c>): first moment from 0, second moment from 1,
+    /// step size lr sqrt(1 - beta2^t) / (1 - beta1^t), epsilon added to the raw sqrt(v), and the parameters moved with
+    /// the moments of the previous step (see <see cref="Adam"/>'s remarks). Their default beta1 is 0.99.
+    /// </summary>
+    BurdaAdam,
+}
+
 /// <summary>
 /// Adam (Kingma and Ba 2015) with PyTorch's update rule, fused: all parameters and gradients are moved
 /// into one contiguous buffer each, and a step is a single SIMD pass over it.
@@ -10,6 +23,11 @@ namespace VaeResearch.Engine;
 /// <remarks>
 /// For step t: m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
 /// p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+/// <see cref="OptimizerKind.BurdaAdam"/> (Burda et al.'s code) starts with m = 0, v = 1, and for step t (1-based) applies
+/// p -= (lr sqrt(1 - beta2^t) / (1 - beta1^t)) * m_(t-1) / (sqrt(v_(t-1)) + eps), then
+/// m_t = beta1 m_(t-1) + (1 - beta1) g, v_t = beta2 v_(t-1) + (1 - beta2) g^2. The parameter update reads the moments
+/// before this step's gradient enters them because their Theano update list computes every new value from the old
+/// ones; the first step therefore leaves the parameters unchanged.
 /// Constructing the optimizer rebinds each parameter's values and gradient to views of the shared
 /// buffers (values are kept); the parameter tensors themselves stay the same objects.
 /// </remarks>
@@ -18,8 +36,11 @@ public sealed class Adam
     readonly float[] values, grads, m, v;
 
     /// <summary>An optimizer over <paramref name="parameters"/> (each must be a distinct trainable leaf).</summary>
-    public Adam(IReadOnlyList<Tensor> parameters, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
+    public Adam(IReadOnlyList<Tensor> parameters, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f,
+        OptimizerKind kind = OptimizerKind.Adam)
     {
+        if (!Enum.IsDefined(kind)) throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown optimizer");
+        Kind = kind;
         if (!(lr >= 0f)) throw new ArgumentOutOfRangeException(nameof(lr), lr, "learning rate must be >= 0");
         if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, "beta1 must be in [0, 1)");
         if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, "beta2 must be in [0, 1)");
@@ -36,6 +57,8 @@ public sealed class Adam
         grads = new float[total];
         m = new float[total];
         v = new float[total];
+        // NOTE: Burda et al.'s second moment starts at 1, so early steps are about lr * m rather than lr * sign(g).
+        if (kind == OptimizerKind.BurdaAdam) Array.Fill(v, 1f);
         int at = 0;
         foreach (var p in parameters)
         {
@@ -53,6 +76,9 @@ public sealed class Adam
     /// <summary>The parameters, in the order their values sit in the shared buffer.</summary>
     public IReadOnlyList<Tensor> Parameters { get; }
 
+    /// <summary>The update rule.</summary>
+    public OptimizerKind Kind { get; }
+
     /// <summary>Step size (may change between steps, e.g. by a schedule).</summary>
     public float LearningRate { get; set; }
 
@@ -62,7 +88,7 @@ public sealed class Adam
     /// <summary>Decay of the second-moment estimate.</summary>
     public float Beta2 { get; }
 
-    /// <summary>Added to the bias-corrected root second moment.</summary>
+    /// <summary>Added to the bias-corrected root second moment (<see cref="OptimizerKind.BurdaAdam"/>: to the raw root).</summary>
     public float Eps { get; }
 
     /// <summary>Number of steps taken (t).</summary>
@@ -84,8 +110,53 @@ public sealed class Adam
         float b1 = Beta1, b2 = Beta2, eps = Eps;
         float bc1 = 1f - MathF.Pow(b1, StepCount);
         float sqrtBc2 = MathF.Sqrt(1f - MathF.Pow(b2, StepCount));
+        if (Kind == OptimizerKind.BurdaAdam)
+        {
+            float alpha = LearningRate * sqrtBc2 / bc1;
+            Parallelism.For(values.Length, 1 << 16, (s, e) => UpdateBurda(s, e, b1, b2, eps, alpha));
+            return;
+        }
         float stepSize = LearningRate / bc1;
         Parallelism.For(values.Length, 1 << 16, (s, e) => Update(s, e, b1, b2, eps, stepSize, sqrtBc2));
+    }
+
+    /// <summary>One <see cref="OptimizerKind.BurdaAdam"/> update of elements [start, end): move with the old moments, then update them.</summary>
+    void UpdateBurda(int start, int end, float b1, float b2, float eps, float alpha)
+    {
+        var p = values.AsSpan(start, end - start);
+        var g = grads.AsSpan(start, end - start);
+        var m1 = m.AsSpan(start, end - start);
+        var m2 = v.AsSpan(start, end - start);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vb1 = Vector256.Create(b1);
+            var vb2 = Vector256.Create(b2);
+            var va1 = Vector256.Create(1f - b1);
+            var va2 = Vector256.Create(1f - b2);
+            var veps = Vector256.Create(eps);
+            var valpha = Vector256.Create(alpha);
+            ref float pr = ref MemoryMarshal.GetReference(p);
+            ref float gr = ref MemoryMarshal.GetReference(g);
+            ref float mr = ref MemoryMarshal.GetReference(m1);
+            ref float vr = ref MemoryMarshal.GetReference(m2);
+            for (; i <= p.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var gi = Vector256.LoadUnsafe(ref gr, (nuint)i);
+                var mi = Vector256.LoadUnsafe(ref mr, (nuint)i);
+                var vi = Vector256.LoadUnsafe(ref vr, (nuint)i);
+                (Vector256.LoadUnsafe(ref pr, (nuint)i) - valpha * mi / (Vector256.Sqrt(vi) + veps)).StoreUnsafe(ref pr, (nuint)i);
+                (vb1 * mi + va1 * gi).StoreUnsafe(ref mr, (nuint)i);
+                (vb2 * vi + va2 * gi * gi).StoreUnsafe(ref vr, (nuint)i);
+            }
+        }
+        for (; i < p.Length; i++)
+        {
+            // NOTE: the same operations in the same order as the SIMD body, so the result does not depend on the chunking.
+            p[i] -= alpha * m1[i] / (MathF.Sqrt(m2[i]) + eps);
+            m1[i] = b1 * m1[i] + (1f - b1) * g[i];
+            m2[i] = b2 * m2[i] + (1f - b2) * g[i] * g[i];
+        }
     }
 
     void Update(int start, int end, float b1, float b2, float eps, float stepSize, float sqrtBc2)

@@ -3,14 +3,14 @@ namespace VaeResearch.Engine;
 /// <summary>A fully connected layer y = x W^T + b with W [out, in] (PyTorch <c>nn.Linear</c> layout).</summary>
 public sealed class Linear : Module
 {
-    /// <summary>A layer with Xavier-normal weights and zero bias.</summary>
-    public Linear(int inFeatures, int outFeatures, Rng rng)
+    /// <summary>A layer with weights drawn by <paramref name="init"/> (Xavier-normal by default) and zero bias.</summary>
+    public Linear(int inFeatures, int outFeatures, Rng rng, WeightInit init = WeightInit.Normal)
     {
         if (inFeatures < 1 || outFeatures < 1)
             throw new ArgumentOutOfRangeException(nameof(inFeatures), $"Linear needs positive sizes, got {inFeatures} -> {outFeatures}");
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        Weight = RegisterParameter("weight", Tensor.Parameter(Init.XavierNormal(outFeatures, inFeatures, rng), outFeatures, inFeatures));
+        Weight = RegisterParameter("weight", Tensor.Parameter(Init.Weights(init, outFeatures, inFeatures, rng), outFeatures, inFeatures));
         Bias = RegisterParameter("bias", Tensor.Parameter(new float[outFeatures], outFeatures));
     }
 

@@ -20,8 +20,8 @@ public sealed class Mlp : Module
     readonly Linear[] layers;
     readonly BatchNorm1d?[] norms;
 
-    /// <summary>Builds hidden layers of the given widths on inputs of width <paramref name="inFeatures"/>.</summary>
-    public Mlp(int inFeatures, IReadOnlyList<int> hidden, Activation activation, bool batchNorm, Rng rng)
+    /// <summary>Builds hidden layers of the given widths on inputs of width <paramref name="inFeatures"/>, weights drawn by <paramref name="init"/>.</summary>
+    public Mlp(int inFeatures, IReadOnlyList<int> hidden, Activation activation, bool batchNorm, Rng rng, WeightInit init = WeightInit.Normal)
     {
         Activation = activation;
         layers = new Linear[hidden.Count];
@@ -29,7 +29,7 @@ public sealed class Mlp : Module
         int width = inFeatures;
         for (int i = 0; i < hidden.Count; i++)
         {
-            layers[i] = new Linear(width, hidden[i], rng);
+            layers[i] = new Linear(width, hidden[i], rng, init);
             width = hidden[i];
         }
         // Registration order fixes checkpoint order: all hidden layers, then all norms.
