@@ -10,7 +10,7 @@ namespace VaeResearch.Experiments;
 /// <summary>One run of a sweep: its index in sweep.json, its folder name, the hash of its configuration.</summary>
 /// <param name="Index">0-based position in the plan (what <c>vae sweep task DIR --index I</c> takes).</param>
 /// <param name="Name">Folder name under <c>DIR/runs/</c>, made of the settings that vary across the sweep.</param>
-/// <param name="Hash">The first 16 hex digits of the SHA-256 of the configuration's canonical JSON.</param>
+/// <param name="Hash">The first 16 hex digits of the SHA-256 of the configuration's JSON without its default settings (<see cref="SweepPlan.Hash"/>).</param>
 /// <param name="Settings">Every key the spec set for this run, as the spec spells its value.</param>
 /// <param name="Config">The full training configuration.</param>
 public sealed record PlannedRun(int Index, string Name, string Hash, IReadOnlyDictionary<string, JsonNode?> Settings, TrainConfig Config)
@@ -218,12 +218,20 @@ public sealed class SweepPlan
         return result;
     }
 
-    /// <summary>The first 16 hex digits of the SHA-256 of the configuration's canonical (compact) JSON.</summary>
+    /// <summary>
+    /// The first 16 hex digits of the SHA-256 of the configuration's compact JSON without the settings left at
+    /// their defaults, so that a setting added to the library later (with its default) keeps every hash.
+    /// </summary>
     public static string Hash(TrainConfig config)
     {
-        var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(config, Compact));
+        var node = JsonSerializer.SerializeToNode(config, RunFolder.Json)!.AsObject();
+        foreach (var (key, value) in Defaults)
+            if (JsonNode.DeepEquals(node[key], value)) node.Remove(key);
+        var bytes = Encoding.UTF8.GetBytes(node.ToJsonString(Compact));
         return Convert.ToHexStringLower(SHA256.HashData(bytes))[..16];
     }
+
+    static readonly JsonObject Defaults = JsonSerializer.SerializeToNode(new TrainConfig(), RunFolder.Json)!.AsObject();
 
     /// <summary>The plan as sweep.json.</summary>
     public JsonObject ToJson() => new()
