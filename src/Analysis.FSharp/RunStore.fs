@@ -30,7 +30,11 @@ type EvalResult =
       /// Binarization of the test images.
       Binarize: string
       /// Epochs of the checkpoint that was evaluated, when recorded.
-      Epoch: int option }
+      Epoch: int option
+      /// How the samples were spent on eVAE/mVAE ("per_epitome", "total", "ystar"); None in files from before the key.
+      Budget: string option
+      /// Importance samples drawn per image in all (k G for per_epitome); None in files from before the key.
+      SamplesDrawn: int option }
 
 /// <summary>
 /// The contents of <c>parzen.json</c> (docs/contracts.md, "JSON outputs", <c>parzen --json</c>): a Parzen-window log-likelihood estimate.
@@ -225,6 +229,8 @@ module RunStore =
 
         member this.OptionalInt(key: string) = this.TryGet key |> Option.map (fun _ -> this.Int key)
 
+        member this.OptionalString(key: string) = this.TryGet key |> Option.map (fun _ -> this.String key)
+
         member this.String(key: string) =
             match this.TryGet key with
             | Some v when v.ValueKind = JsonValueKind.String -> nonNull (v.GetString())
@@ -250,7 +256,9 @@ module RunStore =
               Samples = f.Int "k"
               N = f.Int "n"
               Binarize = f.String "binarize"
-              Epoch = f.OptionalInt "epoch" })
+              Epoch = f.OptionalInt "epoch"
+              Budget = f.OptionalString "budget"
+              SamplesDrawn = f.OptionalInt "samples_drawn" })
 
     /// Writes eval.json (the keys readEval reads, plus the seconds the estimate took), atomically.
     let writeEval (path: string) (result: EvalResult) (seconds: float) =
@@ -261,6 +269,8 @@ module RunStore =
         values["n"] <- box result.N
         values["binarize"] <- box result.Binarize
         result.Epoch |> Option.iter (fun e -> values["epoch"] <- box e)
+        result.Budget |> Option.iter (fun b -> values["budget"] <- box b)
+        result.SamplesDrawn |> Option.iter (fun d -> values["samples_drawn"] <- box d)
         values["seconds"] <- box seconds
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(values, RunFolder.Json) + "\n")
 

@@ -20,8 +20,13 @@ module Tables =
 
     let private cell (f: 'T -> string) (value: 'T option) = value |> Option.map f |> Option.defaultValue "—"
 
-    /// An L_k estimate as a table shows it, e.g. "86.76 ± 0.10 (k=5000, n=10000)" (invariant culture).
-    let formatEval (e: EvalResult) = sprintf "%.2f ± %.2f (k=%d, n=%d)" e.Nll e.StandardError e.Samples e.N
+    /// An L_k estimate as a table shows it, e.g. "86.76 ± 0.10 (k=5000, n=10000)" (invariant culture); where the
+    /// samples drawn per image are not k, or the budget is not per_epitome, it adds both: "(k=5000 per_epitome,
+    /// 20000 drawn, n=10000)" for an eVAE with 4 epitomes.
+    let formatEval (e: EvalResult) =
+        match e.Budget, e.SamplesDrawn with
+        | Some budget, Some drawn when budget <> "per_epitome" || drawn <> e.Samples -> sprintf "%.2f ± %.2f (k=%d %s, %d drawn, n=%d)" e.Nll e.StandardError e.Samples budget drawn e.N
+        | _ -> sprintf "%.2f ± %.2f (k=%d, n=%d)" e.Nll e.StandardError e.Samples e.N
 
     /// A Parzen estimate as a table shows it, e.g. "325.1 ± 2.0 (σ=0.215)" (invariant culture).
     let formatParzen (p: ParzenResult) = sprintf "%.1f ± %.1f (σ=%.3f)" p.LogLikelihood p.StandardError p.Sigma

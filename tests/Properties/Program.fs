@@ -18,5 +18,6 @@ let main argv =
           FrameTests.tests
           SweepTableTests.tests
           ProtocolTests.tests
+          EpitomeProtocolTests.tests
           SweepTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

@@ -18,15 +18,20 @@ static class EvalCommand
         var binarize = OptionalChoice("--binarize", "Binarization of the test images (default: the run's; the test set uses one fixed seeded sample).",
             BinarizationNames.All.ToArray());
         var json = new Option<FileInfo?>("--json") { Description = "Where to write the result (default: RUN/eval.json)." };
+        var budget = Choice("--budget",
+            "eVAE/mVAE: per_epitome (k samples for every epitome), total (k in all, shared: floor(k/G) each, the remainder to " +
+            "the first epitomes; stratified estimator) or ystar (k under the plug-in y* only: log p(y*) + L_k(x|y*)).",
+            "per_epitome", "per_epitome", "total", "ystar");
         var seed = Value("--seed", "Seed of the importance samples.", 0UL);
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
         var command = new Command("eval",
             "Estimate the test negative log-likelihood NLL = -mean_x L_k(x) in nats with its standard error, batched so memory " +
             "stays bounded for any k. For eVAE and mVAE the discrete y is marginalized: log sum_y p(y) (1/k) sum_i w_(y,i), " +
-            "k samples per epitome (a lower bound on log p(x) in expectation). Writes eval.json (nll, standard_error, k, n, binarize).")
+            "k samples per epitome (a lower bound on log p(x) in expectation; --budget changes the allocation). Writes eval.json " +
+            "(nll, standard_error, k, n, binarize, budget, samples_drawn).")
         {
-            run, k, subset, binarize, json, seed, threads, dataDir,
+            run, k, subset, binarize, budget, json, seed, threads, dataDir,
         };
         command.SetAction(parse => CliRunner.Run("eval", () =>
         {
@@ -41,7 +46,9 @@ static class EvalCommand
             var clock = Stopwatch.StartNew();
             int n = data.Test.Count;
             int reported = 0;
-            var bounds = Evaluation.LogLikelihoodBounds(trained.Model, images, n, kValue, new Rng(parse.GetValue(seed), TrainStreams.Tool(1)), done =>
+            var spend = ParseEnum<EvaluationBudget>(parse.GetValue(budget)!.Replace("_", ""));
+            long drawn = Evaluation.SamplesDrawn(spend, kValue, trained.Model.Groups);
+            var bounds = Evaluation.LogLikelihoodBounds(trained.Model, images, n, kValue, spend, new Rng(parse.GetValue(seed), TrainStreams.Tool(1)), done =>
             {
                 if (done * 10 / n > reported * 10 / n || done == n)
                 {
@@ -50,10 +57,12 @@ static class EvalCommand
                 }
             });
             var estimate = Estimate.Of(bounds.Select(v => -v).ToList());
-            Console.WriteLine($"NLL = {estimate.Mean:F2} +/- {estimate.StandardError:F2} nats (-mean L_{kValue} over {n} test images, {mode.ToName()}, {clock.Elapsed.TotalSeconds:F1} s)");
+            Console.WriteLine($"NLL = {estimate.Mean:F2} +/- {estimate.StandardError:F2} nats (-mean L_{kValue} over {n} test images, {mode.ToName()}, " +
+                $"budget {parse.GetValue(budget)}, {drawn} samples per image, {clock.Elapsed.TotalSeconds:F1} s)");
             var path = parse.GetValue(json)?.FullName ?? trained.Folder.EvalPath;
             var result = new Analysis.EvalResult(estimate.Mean, estimate.StandardError, kValue, n, mode.ToName(),
-                Microsoft.FSharp.Core.FSharpOption<int>.Some(trained.Epoch));
+                Microsoft.FSharp.Core.FSharpOption<int>.Some(trained.Epoch), Microsoft.FSharp.Core.FSharpOption<string>.Some(parse.GetValue(budget)!),
+                Microsoft.FSharp.Core.FSharpOption<int>.Some(checked((int)drawn)));
             Analysis.RunStore.writeEval(path, result, clock.Elapsed.TotalSeconds);
             Console.Error.WriteLine($"wrote {path}");
             return 0;

@@ -56,6 +56,19 @@ static class TrainCommand
         var dropoutZ = Value("--dropout-z", "Dropout probability on z during training.", defaults.DropoutZ);
         var epitomeSize = Optional<int>("--epitome-size", "Epitome size K (evae, mvae).");
         var epitomeStride = Optional<int>("--epitome-stride", "Epitome stride s (evae, mvae; default K).");
+        var epitomeLayout = Choice("--epitome-layout",
+            "Epitomes that do not tile D: tile rejects them; cover adds a last epitome [D-K, D) so every unit is covered (evae, mvae).",
+            "tile", "tile", "cover");
+        var evaeFirstEpoch = Choice("--evae-first-epoch",
+            "First epoch's assignment: balanced (seeded random, equal shares) or assign (Algorithm 1: argmin C_evae under the initial weights).",
+            "balanced", "balanced", "assign");
+        var evaeAssign = Choice("--evae-assign",
+            "Reconstruction term of y*: plugin (at the posterior mean) or monte_carlo (mean over --evae-assign-samples seeded draws).",
+            "plugin", "plugin", "monte_carlo");
+        var evaeAssignSamples = Value("--evae-assign-samples", "Draws per image and epitome for --evae-assign monte_carlo.", defaults.EvaeAssignSamples);
+        var gaussianLogvar = Choice("--gaussian-logvar",
+            "Gaussian decoder log-variance: bounded (tanh, activity paper) or unbounded (linear f2, eVAE paper eq. 2).",
+            "bounded", "bounded", "unbounded");
         var binarize = OptionalChoice("--binarize", "Binarization (default: dynamic for bernoulli, none for gaussian).", BinarizationNames.All.ToArray());
         var trainSubset = Optional<int>("--train-subset", "Train on the first N training images.");
         var testSubset = Optional<int>("--test-subset", "Per-epoch statistics on the first N test images.");
@@ -74,14 +87,15 @@ static class TrainCommand
         {
             outDir, dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, epochs, schedule,
             init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2,
-            adamEps, klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, binarize, trainSubset, testSubset, seed,
-            threads, resume, configFile, dataDir,
+            adamEps, klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, epitomeLayout, evaeFirstEpoch, evaeAssign,
+            evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, seed, threads, resume, configFile, dataDir,
         };
         Option[] settings =
         [
             dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, schedule,
             init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2, adamEps,
-            klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, binarize, trainSubset, testSubset, seed,
+            klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, epitomeLayout, evaeFirstEpoch, evaeAssign,
+            evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, seed,
         ];
 
         command.SetAction(parse => CliRunner.Run("train", () =>
@@ -121,6 +135,11 @@ static class TrainCommand
                 DropoutZ = parse.GetValue(dropoutZ),
                 EpitomeSize = parse.GetValue(epitomeSize),
                 EpitomeStride = parse.GetValue(epitomeStride),
+                EpitomeLayout = ParseEnum<EpitomeLayoutKind>(parse.GetValue(epitomeLayout)!),
+                EvaeFirstEpoch = ParseEnum<FirstEpochAssignment>(parse.GetValue(evaeFirstEpoch)!),
+                EvaeAssign = ParseEnum<AssignmentEstimate>(parse.GetValue(evaeAssign)!.Replace("_", "")),
+                EvaeAssignSamples = parse.GetValue(evaeAssignSamples),
+                GaussianLogvar = ParseEnum<GaussianLogVariance>(parse.GetValue(gaussianLogvar)!),
                 Binarize = parse.GetValue(binarize) is { } b ? BinarizationNames.Parse(b) : null,
                 TrainSubset = parse.GetValue(trainSubset),
                 TestSubset = parse.GetValue(testSubset),

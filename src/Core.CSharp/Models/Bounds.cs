@@ -109,6 +109,26 @@ public static class Bounds
         ImportanceWeighted(Masked(model.Encoder.Forward(x), mask), LogLikelihood(model, x, mask, rng), k, rng, beta);
 
     /// <summary>
+    /// The score that y* maximizes, -C_evae for one y (eVAE paper, eq. 7, up to log p(y)):
+    /// R - sum_d KL(q(z_d|x) || N(0, 1)), [n], where R estimates E_q[log p(x|z)]: the plug-in log p(x | mu) when
+    /// <paramref name="samples"/> is 0, else (1/S) sum_s log p(x | z_s) over S = <paramref name="samples"/>
+    /// reparameterized draws z_s ~ q(z|x) from <paramref name="rng"/> (unbiased for the expectation).
+    /// </summary>
+    /// <param name="q">The (masked) posterior, mean and log-variance [n, D].</param>
+    /// <param name="logLikelihood">log p(x|z) for z [S, n, D], giving [S, n]; it must apply the epitome's mask itself.</param>
+    /// <param name="samples">S, or 0 for the plug-in estimate.</param>
+    /// <param name="rng">Source of the draws (required when S &gt; 0).</param>
+    public static Tensor AssignmentScore(Posterior q, Func<Tensor, Tensor> logLikelihood, int samples, Rng? rng)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(samples);
+        int n = q.Mu.Dim(0);
+        var reconstruction = samples == 0
+            ? logLikelihood(q.Mu.Reshape(1, n, q.Mu.Dim(1))).Reshape(n)
+            : logLikelihood(Sample(q, samples, rng ?? throw new ArgumentNullException(nameof(rng), "Monte-Carlo scores need a seeded generator")).Z).Mean(0);
+        return reconstruction - KlPerUnit(q).Sum(-1);
+    }
+
+    /// <summary>
     /// log p(z) - log q(z|x) for z = mu + exp(logvar/2) eps: -1/2 sum_d z_d^2 + 1/2 sum_d (eps_d^2 + logvar_d); [k, n].
     /// </summary>
     // NOTE: writing log q through eps (not through z) is exact for the reparameterized sample and keeps

@@ -24,6 +24,15 @@ public enum OutputBias
     DataMean,
 }
 
+/// <summary>The output f2 of the Gaussian decoder's log-variance head.</summary>
+public enum GaussianLogVariance
+{
+    /// <summary>log sigma^2 = tanh(W h + b), in (-1, 1) (activity paper, section 2.3.1).</summary>
+    Bounded,
+    /// <summary>log sigma^2 = W h + b, a plain linear output f2 (eVAE paper, eq. 2).</summary>
+    Unbounded,
+}
+
 /// <summary>
 /// The generative network p(x|z): hidden layers on z, then the output head(s):
 /// <c>decoder.logits.*</c> (Bernoulli) or <c>decoder.mu.*</c> and <c>decoder.logvar.*</c> (Gaussian).
@@ -33,11 +42,15 @@ public sealed class Decoder : Module
     readonly Mlp body;
     readonly Linear first, second; // logits, or mean and log-variance
 
-    /// <summary>A decoder from <paramref name="latent"/> units to <paramref name="output"/> values.</summary>
+    /// <summary>
+    /// A decoder from <paramref name="latent"/> units to <paramref name="output"/> values with weights drawn by
+    /// <paramref name="init"/>; <paramref name="logVariance"/> chooses the Gaussian log-variance head (ignored for Bernoulli).
+    /// </summary>
     public Decoder(int latent, IReadOnlyList<int> hidden, int output, Activation activation, bool batchNorm, DecoderKind kind, Rng rng,
-        WeightInit init = WeightInit.Normal)
+        WeightInit init = WeightInit.Normal, GaussianLogVariance logVariance = GaussianLogVariance.Bounded)
     {
         Kind = kind;
+        LogVarianceKind = logVariance;
         body = RegisterModule("", new Mlp(latent, hidden, activation, batchNorm, rng, init));
         if (kind == DecoderKind.Bernoulli)
         {
@@ -78,20 +91,36 @@ public sealed class Decoder : Module
     /// <summary>The likelihood family.</summary>
     public DecoderKind Kind { get; }
 
+    /// <summary>The Gaussian log-variance head.</summary>
+    public GaussianLogVariance LogVarianceKind { get; }
+
     /// <summary>log p(x|z) for z [..., n, D] and data x [n, N]; result [..., n].</summary>
     /// <remarks>
     /// Bernoulli: sum_i x_i l_i - softplus(l_i). Gaussian: -1/2 sum_i ((x_i - mu_i)^2 exp(-s_i) + s_i + log 2 pi)
-    /// with mu = sigmoid(.), s = tanh(.) (activity paper, section 2.3.1).
+    /// with mu = sigmoid(.) and s = tanh(.) (activity paper, section 2.3.1) or s = f2(z) linear (eVAE paper, eq. 2).
     /// </remarks>
     public Tensor LogLikelihood(Tensor z, Tensor x)
     {
         var h = body.Forward(z);
         if (Kind == DecoderKind.Bernoulli) return Tensor.BernoulliLogLikelihood(first.Forward(h), x);
         var mean = first.Forward(h).Sigmoid();
-        var logVar = second.Forward(h).Tanh();
+        var logVar = LogVarianceOf(h);
         var sq = (mean - x).Square() * (-logVar).Exp() + logVar;
         return sq.Sum(-1) * -0.5f - 0.5f * x.Dim(-1) * MathF.Log(2 * MathF.PI);
     }
+
+    /// <summary>The Gaussian decoder's log-variance s = log sigma^2 for z [..., D], [..., N].</summary>
+    public Tensor LogVariance(Tensor z)
+    {
+        if (Kind != DecoderKind.Gaussian) throw new InvalidOperationException("a Bernoulli decoder has no log-variance");
+        return LogVarianceOf(body.Forward(z));
+    }
+
+    // NOTE: unbounded, nothing stops s from running to -infinity on pixels the data hold constant (MNIST's
+    // borders are always 0 on grey levels): exp(-s) then overflows float32 near s = -88 and the likelihood
+    // grows without bound; the tanh bound keeps sigma^2 in (e^-1, e) at the price of a floor on the variance.
+    Tensor LogVarianceOf(Tensor h) =>
+        LogVarianceKind == GaussianLogVariance.Bounded ? second.Forward(h).Tanh() : second.Forward(h);
 
     /// <summary>
     /// The mean of p(x|z) for z [..., D]: pixel probabilities sigmoid(logits) (Bernoulli) or the Gaussian mean.

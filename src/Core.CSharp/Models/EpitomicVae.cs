@@ -61,12 +61,19 @@ public sealed class EpitomicVae : GenerativeModel
     /// It equals logsumexp_y(L_k(x|y)) + log p(y) and is at least the bound at the best y.
     /// </remarks>
     public override Tensor LogLikelihoodBound(Tensor x, int k, Rng rng) =>
-        MarginalizeGroups(Layout.Count, y =>
-        {
-            var groups = new int[x.Dim(0)];
-            Array.Fill(groups, y);
-            return Bounds.ImportanceWeighted(net, x, k, rng, 1f, Layout.Masks(groups));
-        });
+        MarginalizeGroups(Layout.Count, y => GroupBound(x, Same(x.Dim(0), y), k, rng));
+
+    /// <summary>L_k(x | y_i) = log (1/k) sum_i w_i with z_i ~ q(z|x, y_i) under the mask m_(y_i), [n] (no log p(y)).</summary>
+    public override Tensor GroupBound(Tensor x, ReadOnlySpan<int> groups, int k, Rng rng) =>
+        Bounds.ImportanceWeighted(net, x, k, rng, 1f, Layout.Masks(groups));
+
+    /// <summary>n copies of group <paramref name="y"/>.</summary>
+    internal static int[] Same(int n, int y)
+    {
+        var groups = new int[n];
+        Array.Fill(groups, y);
+        return groups;
+    }
 
     /// <summary>log sum_y exp(bound_y) - log(groups), elementwise over the examples (no gradient).</summary>
     internal static Tensor MarginalizeGroups(int groups, Func<int, Tensor> boundForGroup)
@@ -85,43 +92,24 @@ public sealed class EpitomicVae : GenerativeModel
     }
 
     /// <summary>
-    /// y* per example: the epitome with the highest deterministic score log p(x | m_y mu) - sum_d KL_d under the
-    /// masked posterior, i.e. the cost C_evae (eq. 7) with the reconstruction evaluated at the posterior mean.
-    /// Evaluated without gradients in the current mode.
+    /// Scores of every epitome, [G][n]: log p(x | m_y z) estimated at z = m_y mu (plug-in) or by the mean over
+    /// <paramref name="samples"/> draws from q(z|x, y), minus sum_d KL_d under the masked posterior; i.e. -C_evae
+    /// (eq. 7) up to log p(y). The encoder runs once for all epitomes.
     /// </summary>
-    public override int[] Assign(Tensor x)
+    public override float[][] AssignmentScores(Tensor x, int samples = 0, Rng? rng = null)
     {
         using var noGrad = Autograd.NoGrad();
         int n = x.Dim(0);
         var q = net.Encoder.Forward(x);
-        return ArgMaxOverGroups(n, Layout.Count, y =>
+        var scores = new float[Layout.Count][];
+        for (int y = 0; y < scores.Length; y++)
         {
-            var groups = new int[n];
-            Array.Fill(groups, y);
-            var mask = Layout.Masks(groups);
-            var qm = Bounds.Masked(q, mask);
-            var logPx = net.Decoder.LogLikelihood(qm.Mu.Reshape(1, n, Latent), x).Reshape(n);
-            return (logPx - Bounds.KlPerUnit(qm).Sum(-1)).Data.ToArray();
-        });
-    }
-
-    /// <summary>For each example, the group whose score is highest (ties to the lower index).</summary>
-    internal static int[] ArgMaxOverGroups(int n, int groups, Func<int, float[]> scores)
-    {
-        var best = new int[n];
-        var bestScore = new float[n];
-        Array.Fill(bestScore, float.NegativeInfinity);
-        for (int y = 0; y < groups; y++)
-        {
-            var s = scores(y);
-            for (int i = 0; i < n; i++)
-                if (s[i] > bestScore[i])
-                {
-                    bestScore[i] = s[i];
-                    best[i] = y;
-                }
+            var mask = Layout.Masks(Same(n, y));
+            // NOTE: the draws of a masked unit are N(0, 1); the decoder must read m_y z (for the plug-in m_y mu this
+            // multiplies by the mask a second time, which leaves the values bit for bit unchanged).
+            scores[y] = Bounds.AssignmentScore(Bounds.Masked(q, mask), z => net.Decoder.LogLikelihood(z * mask, x), samples, rng).Data.ToArray();
         }
-        return best;
+        return scores;
     }
 
     /// <inheritdoc/>

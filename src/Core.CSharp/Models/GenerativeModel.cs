@@ -39,8 +39,41 @@ public abstract class GenerativeModel : Module
     /// </summary>
     public abstract Tensor LogLikelihoodBound(Tensor x, int k, Rng rng);
 
-    /// <summary>The best group y* per example (Algorithm 1, step 3); all zeros for a plain VAE.</summary>
-    public virtual int[] Assign(Tensor x) => new int[x.Dim(0)];
+    /// <summary>
+    /// L_k(x | y) per example for the given groups y_i, [n], without log p(y) and with beta = 1: k samples from
+    /// q(z|x, y_i) (Burda et al. 2015, eq. 8, under the epitome's mask or the component). A plain VAE ignores the groups.
+    /// </summary>
+    public abstract Tensor GroupBound(Tensor x, ReadOnlySpan<int> groups, int k, Rng rng);
+
+    /// <summary>
+    /// The assignment score of every group, [groups][n]: -C_evae(x, y) up to the constant log p(y) (eVAE paper,
+    /// eq. 7 with q(y|x) a point mass at y), i.e. E_q(z|x,y)[log p(x|y, z)] - sum_d KL(q(z_d|x, y) || p(z_d)).
+    /// The reconstruction term is the plug-in log p(x | m_y mu) when <paramref name="samples"/> is 0, else the mean
+    /// over that many draws from <paramref name="rng"/> (see <see cref="Bounds.AssignmentScore"/>). No gradient.
+    /// </summary>
+    public abstract float[][] AssignmentScores(Tensor x, int samples = 0, Rng? rng = null);
+
+    /// <summary>
+    /// The best group y* = argmin_y C_evae per example (Algorithm 1, step 3; ties to the lower index) from
+    /// <see cref="AssignmentScores"/>; all zeros for a plain VAE. Evaluated without gradients in the current mode.
+    /// </summary>
+    public int[] Assign(Tensor x, int samples = 0, Rng? rng = null)
+    {
+        int n = x.Dim(0);
+        var best = new int[n];
+        if (Groups == 1) return best;
+        var scores = AssignmentScores(x, samples, rng);
+        var bestScore = new float[n];
+        Array.Fill(bestScore, float.NegativeInfinity);
+        for (int y = 0; y < scores.Length; y++)
+            for (int i = 0; i < n; i++)
+                if (scores[y][i] > bestScore[i])
+                {
+                    bestScore[i] = scores[y][i];
+                    best[i] = y;
+                }
+        return best;
+    }
 
     /// <summary>
     /// The posterior q(z|x, y) for the given groups: mean and log-variance [n, D], with units outside the

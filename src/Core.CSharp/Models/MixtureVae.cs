@@ -80,22 +80,33 @@ public sealed class MixtureVae : GenerativeModel
     /// </summary>
     public override Tensor TrainingObjective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng)
     {
+        var value = PerComponent(x, groups, (vae, xc) => bound.Of(vae, xc, rng, beta));
+        return components.Length == 1 ? value : value - MathF.Log(components.Length);
+    }
+
+    /// <summary>L_k(x | y_i) under each example's component y_i, [n] (no log p(y)).</summary>
+    public override Tensor GroupBound(Tensor x, ReadOnlySpan<int> groups, int k, Rng rng) =>
+        PerComponent(x, groups, (vae, xc) => Bounds.ImportanceWeighted(vae, xc, k, rng));
+
+    /// <summary>
+    /// <paramref name="bound"/>(component, its examples) for each component that has examples, in component order,
+    /// put back into the examples' order, [n].
+    /// </summary>
+    Tensor PerComponent(Tensor x, ReadOnlySpan<int> groups, Func<Vae, Tensor, Tensor> bound)
+    {
         var members = Members(groups);
         var parts = new List<Tensor>();
         var order = new List<int>();
         for (int c = 0; c < components.Length; c++)
         {
             if (members[c].Count == 0) continue;
-            var xc = x.SelectRows(members[c].ToArray());
-            var vae = components[c];
-            parts.Add(bound.Of(vae, xc, rng, beta));
+            parts.Add(bound(components[c], x.SelectRows(members[c].ToArray())));
             order.AddRange(members[c]);
         }
         // Back to the examples' order: position order[j] holds part entry j.
         var inverse = new int[order.Count];
         for (int j = 0; j < order.Count; j++) inverse[order[j]] = j;
-        var value = Tensor.ConcatRows(parts).SelectRows(inverse);
-        return components.Length == 1 ? value : value - MathF.Log(components.Length);
+        return Tensor.ConcatRows(parts).SelectRows(inverse);
     }
 
     List<int>[] Members(ReadOnlySpan<int> groups)
@@ -114,17 +125,16 @@ public sealed class MixtureVae : GenerativeModel
     public override Tensor LogLikelihoodBound(Tensor x, int k, Rng rng) =>
         EpitomicVae.MarginalizeGroups(components.Length, c => Bounds.ImportanceWeighted(components[c], x, k, rng));
 
-    /// <summary>y* per example: the component with the highest log p(x | mu) - sum_d KL_d (see <see cref="EpitomicVae.Assign"/>).</summary>
-    public override int[] Assign(Tensor x)
+    /// <summary>
+    /// Scores of every component, [G][n]: its reconstruction estimate (plug-in at mu, or the mean over
+    /// <paramref name="samples"/> draws) minus its KL (see <see cref="GenerativeModel.AssignmentScores"/>).
+    /// </summary>
+    public override float[][] AssignmentScores(Tensor x, int samples = 0, Rng? rng = null)
     {
         using var noGrad = Autograd.NoGrad();
-        int n = x.Dim(0);
-        return EpitomicVae.ArgMaxOverGroups(n, components.Length, c =>
-        {
-            var q = components[c].Encoder.Forward(x);
-            var logPx = components[c].Decoder.LogLikelihood(q.Mu.Reshape(1, n, Layout.Size), x).Reshape(n);
-            return (logPx - Bounds.KlPerUnit(q).Sum(-1)).Data.ToArray();
-        });
+        return components
+            .Select(vae => Bounds.AssignmentScore(vae.Encoder.Forward(x), z => vae.Decoder.LogLikelihood(z, x), samples, rng).Data.ToArray())
+            .ToArray();
     }
 
     /// <summary>

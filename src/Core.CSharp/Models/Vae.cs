@@ -8,9 +8,12 @@ namespace VaeResearch.Models;
 /// </summary>
 public sealed class Vae : GenerativeModel
 {
-    /// <summary>A VAE with weights drawn from <paramref name="rng"/> by <paramref name="init"/> (Xavier-normal by default).</summary>
+    /// <summary>
+    /// A VAE with weights drawn from <paramref name="rng"/> by <paramref name="init"/> (Xavier-normal by default);
+    /// <paramref name="logVariance"/> is the Gaussian decoder's log-variance head (see <see cref="GaussianLogVariance"/>).
+    /// </summary>
     public Vae(int input, int latent, IReadOnlyList<int> hidden, Activation activation, DecoderKind decoder,
-        bool batchNorm, float dropoutZ, Rng rng, WeightInit init = WeightInit.Normal)
+        bool batchNorm, float dropoutZ, Rng rng, WeightInit init = WeightInit.Normal, GaussianLogVariance logVariance = GaussianLogVariance.Bounded)
     {
         if (input < 1) throw new ArgumentOutOfRangeException(nameof(input), input, "input size must be >= 1");
         if (latent < 1) throw new ArgumentOutOfRangeException(nameof(latent), latent, "latent size D must be >= 1");
@@ -18,7 +21,7 @@ public sealed class Vae : GenerativeModel
         Input = input;
         Latent = latent;
         Encoder = RegisterModule("encoder", new Encoder(input, hidden, latent, activation, batchNorm, rng, init));
-        Decoder = RegisterModule("decoder", new Decoder(latent, hidden, input, activation, batchNorm, decoder, rng, init));
+        Decoder = RegisterModule("decoder", new Decoder(latent, hidden, input, activation, batchNorm, decoder, rng, init, logVariance));
         DropoutZ = RegisterModule("dropout_z", new Dropout(dropoutZ));
     }
 
@@ -43,6 +46,16 @@ public sealed class Vae : GenerativeModel
 
     /// <inheritdoc/>
     public override Tensor LogLikelihoodBound(Tensor x, int k, Rng rng) => Bounds.ImportanceWeighted(this, x, k, rng);
+
+    /// <inheritdoc/>
+    public override Tensor GroupBound(Tensor x, ReadOnlySpan<int> groups, int k, Rng rng) => Bounds.ImportanceWeighted(this, x, k, rng);
+
+    /// <summary>The one group's score log p(x|z) - sum_d KL_d, [1][n] (see <see cref="GenerativeModel.AssignmentScores"/>).</summary>
+    public override float[][] AssignmentScores(Tensor x, int samples = 0, Rng? rng = null)
+    {
+        using var noGrad = Autograd.NoGrad();
+        return [Bounds.AssignmentScore(Encoder.Forward(x), z => Decoder.LogLikelihood(z, x), samples, rng).Data.ToArray()];
+    }
 
     /// <inheritdoc/>
     public override Posterior Encode(Tensor x, ReadOnlySpan<int> groups) => Encoder.Forward(x);

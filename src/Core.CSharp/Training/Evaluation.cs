@@ -40,6 +40,20 @@ public sealed record UnitStatistics(double[] Activity, double[] Kl)
 /// <param name="Units">Activity and KL per unit.</param>
 public sealed record DataEvaluation(double Bound, UnitStatistics Units);
 
+/// <summary>How <c>vae eval</c> spends its importance samples on a model with G groups (eVAE, mVAE).</summary>
+public enum EvaluationBudget
+{
+    /// <summary>k samples for every epitome (k G in all): log sum_y p(y) (1/k) sum_i w_(y,i).</summary>
+    PerEpitome,
+    /// <summary>
+    /// k samples in all, k_y per epitome (<see cref="Evaluation.Allocation"/>): the stratified estimator
+    /// log sum_(y: k_y &gt; 0) p(y) (1/k_y) sum_i w_(y,i).
+    /// </summary>
+    Total,
+    /// <summary>k samples under the plug-in y* only: log p(y*) + L_k(x | y*).</summary>
+    Ystar,
+}
+
 /// <summary>Evaluation of a trained model: bounds on log p(x) and latent activity, batched with bounded memory.</summary>
 public static class Evaluation
 {
@@ -73,6 +87,75 @@ public static class Evaluation
         });
         return result;
     }
+
+    /// <summary>
+    /// Per-example bounds on log p(x) with the importance samples spent as <paramref name="budget"/> says, [count].
+    /// <see cref="EvaluationBudget.PerEpitome"/>, and every budget for a model without groups, is
+    /// <see cref="LogLikelihoodBounds(GenerativeModel, float[], int, int, Rng, Action{int})"/>.
+    /// </summary>
+    /// <remarks>
+    /// <see cref="EvaluationBudget.Total"/>: each (1/k_y) sum_i w_(y,i) is an unbiased estimate of p(x|y), so the sum
+    /// over the sampled y is an unbiased estimate of sum_(y: k_y &gt; 0) p(y) p(x|y) &lt;= p(x), and its log a lower bound
+    /// on log p(x) in expectation (Jensen); with k &gt;= G every epitome is sampled and the bound is tight as k grows.
+    /// <see cref="EvaluationBudget.Ystar"/>: E[L_k(x|y*)] &lt;= log p(x|y*), and p(y*) p(x|y*) &lt;= sum_y p(y) p(x|y) = p(x),
+    /// so it bounds log p(x) in expectation, and also log p(y*) + log p(x|y*) (the joint at the assigned y*); with the
+    /// same draws for y* it never exceeds the marginal estimate, whose sum has it as one term. It is the training
+    /// objective's bound at y* with beta = 1, but with L_k for every k (no analytic KL).
+    /// Work is chunked as in the per-epitome version: chunk sums combine exactly in log space.
+    /// </remarks>
+    public static double[] LogLikelihoodBounds(GenerativeModel model, float[] images, int count, int k, EvaluationBudget budget, Rng rng,
+        Action<int>? progress = null)
+    {
+        if (budget == EvaluationBudget.PerEpitome || model.Groups == 1) return LogLikelihoodBounds(model, images, count, k, rng, progress);
+        if (k < 1) throw new ConfigException("k", $"must be >= 1, got {k}");
+        int groups = model.Groups;
+        var allocation = Allocation(k, groups);
+        double logPriorY = -Math.Log(groups);
+        int chunk = Math.Max(1, Math.Min(k, RowBudget));
+        int batch = Math.Max(1, Math.Min(count, RowBudget / chunk));
+        var result = new double[count];
+        ForEachBatch(model, images, count, batch, (x, start, n) =>
+        {
+            // The strata: (each example's group, samples drawn under it).
+            var strata = budget == EvaluationBudget.Ystar
+                ? [(model.Assign(x), k)]
+                : Enumerable.Range(0, groups).Where(y => allocation[y] > 0).Select(y => (EpitomicVae.Same(n, y), allocation[y])).ToList();
+            var acc = new double[n];
+            Array.Fill(acc, double.NegativeInfinity);
+            var sum = new double[n];
+            foreach (var (members, samples) in strata)
+            {
+                Array.Fill(sum, double.NegativeInfinity);
+                for (int done = 0; done < samples; done += chunk)
+                {
+                    int kc = Math.Min(chunk, samples - done);
+                    using var ws = Workspace.Begin();
+                    var bound = model.GroupBound(x, members, kc, rng).Data;
+                    // NOTE: L_kc + log kc = log sum_i w_i of the chunk, so the chunks add up in log space exactly.
+                    for (int i = 0; i < n; i++) sum[i] = LogSpace.Add(sum[i], bound[i] + Math.Log(kc));
+                }
+                for (int i = 0; i < n; i++) acc[i] = LogSpace.Add(acc[i], logPriorY + sum[i] - Math.Log(samples));
+            }
+            acc.CopyTo(result, start);
+            progress?.Invoke(start + n);
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// k_y, the samples of epitome y when k are shared among <paramref name="groups"/>: floor(k / G) each, and one
+    /// more for y &lt; k mod G; they sum to k. With k &lt; G the epitomes y &gt;= k get none.
+    /// </summary>
+    public static int[] Allocation(int k, int groups)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(groups);
+        return Enumerable.Range(0, groups).Select(y => k / groups + (y < k % groups ? 1 : 0)).ToArray();
+    }
+
+    /// <summary>Importance samples drawn per image by <paramref name="budget"/>: k G per epitome, else k.</summary>
+    public static long SamplesDrawn(EvaluationBudget budget, int k, int groups) =>
+        budget == EvaluationBudget.PerEpitome ? (long)k * groups : k;
 
     /// <summary>
     /// One evaluation-mode pass over <paramref name="count"/> images: the mean objective with beta = 1

@@ -14,7 +14,7 @@ public static class ModelFactory
     public static GenerativeModel Build(TrainConfig config, int input, Rng rng)
     {
         Vae Net(int latent, IReadOnlyList<int> hidden) =>
-            new(input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng, config.Init);
+            new(input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng, config.Init, config.GaussianLogvar);
         switch (config.Model)
         {
             case ModelKind.Vae:
@@ -71,5 +71,5 @@ public static class ModelFactory
     public static EpitomeLayout Layout(TrainConfig config) =>
         EpitomeLayout.Create(config.Latent,
             config.EpitomeSize ?? throw new ConfigException("epitome_size", "(K) is required by the evae and mvae models"),
-            config.EpitomeStride ?? config.EpitomeSize.Value);
+            config.EpitomeStride ?? config.EpitomeSize.Value, config.EpitomeLayout);
 }

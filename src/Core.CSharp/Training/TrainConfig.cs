@@ -27,6 +27,24 @@ public enum ScheduleKind
     BurdaRounded,
 }
 
+/// <summary>How the eVAE/mVAE assigns the training images in the first epoch.</summary>
+public enum FirstEpochAssignment
+{
+    /// <summary>A seeded balanced random assignment (see the remarks of <see cref="Trainer.EpochAssignment(GenerativeModel, TrainConfig, Binarizer, int)"/>).</summary>
+    Balanced,
+    /// <summary>Algorithm 1 as stated: y* = argmin C_evae under the initial parameters.</summary>
+    Assign,
+}
+
+/// <summary>How y* estimates the reconstruction term E_q[log p(x|y, z)] of C_evae (eVAE paper, eq. 7).</summary>
+public enum AssignmentEstimate
+{
+    /// <summary>Plug-in: log p(x | m_y mu) at the posterior mean (deterministic).</summary>
+    Plugin,
+    /// <summary>Monte Carlo: the mean of log p(x | m_y z_s) over <c>evae_assign_samples</c> seeded draws z_s ~ q(z|x, y).</summary>
+    MonteCarlo,
+}
+
 /// <summary>
 /// Every setting of a training run, as <c>vae train</c> takes them and <c>config.json</c> stores them
 /// (snake_case keys). <see cref="Validate"/> names the configuration key that is wrong.
@@ -121,6 +139,21 @@ public sealed record TrainConfig
     /// <summary>Epitome stride s (eVAE and mVAE; default K, i.e. non-overlapping).</summary>
     public int? EpitomeStride { get; init; }
 
+    /// <summary>Placement of the epitomes when they do not tile D (config key <c>epitome_layout</c>; default tile = strict).</summary>
+    public EpitomeLayoutKind EpitomeLayout { get; init; } = EpitomeLayoutKind.Tile;
+
+    /// <summary>The first epoch's assignment (<c>evae_first_epoch</c>): balanced random (default) or Algorithm 1's argmin.</summary>
+    public FirstEpochAssignment EvaeFirstEpoch { get; init; } = FirstEpochAssignment.Balanced;
+
+    /// <summary>The estimate of the reconstruction term that y* minimizes (<c>evae_assign</c>; default plug-in).</summary>
+    public AssignmentEstimate EvaeAssign { get; init; } = AssignmentEstimate.Plugin;
+
+    /// <summary>Draws z_s ~ q(z|x, y) per image and epitome for <see cref="AssignmentEstimate.MonteCarlo"/> (<c>evae_assign_samples</c>).</summary>
+    public int EvaeAssignSamples { get; init; } = 10;
+
+    /// <summary>The Gaussian decoder's log-variance head (<c>gaussian_logvar</c>): tanh-bounded (default) or linear (eVAE paper, eq. 2).</summary>
+    public GaussianLogVariance GaussianLogvar { get; init; } = GaussianLogVariance.Bounded;
+
     /// <summary>Binarization of the pixels (default: dynamic for Bernoulli, none for Gaussian).</summary>
     public Binarization? Binarize { get; init; }
 
@@ -178,19 +211,25 @@ public sealed record TrainConfig
         Require(DropoutZ >= 0 && DropoutZ < 1, "dropout_z", $"must be in [0, 1), got {DropoutZ}");
         Require(TrainSubset is null or >= 1, "train_subset", $"must be >= 1, got {TrainSubset}");
         Require(TestSubset is null or >= 1, "test_subset", $"must be >= 1, got {TestSubset}");
+        Require(Decoder == DecoderKind.Gaussian || GaussianLogvar == GaussianLogVariance.Bounded, "gaussian_logvar",
+            "applies to the gaussian decoder only");
         Require(Decoder == DecoderKind.Gaussian || EffectiveBinarization != Binarization.None, "binarize",
             "none gives grey levels, which need the gaussian decoder (a Bernoulli decoder needs binary pixels)");
         if (Model == ModelKind.Vae)
         {
             Require(EpitomeSize is null, "epitome_size", "applies to the evae and mvae models only");
             Require(EpitomeStride is null, "epitome_stride", "applies to the evae and mvae models only");
+            Require(EpitomeLayout == EpitomeLayoutKind.Tile, "epitome_layout", "applies to the evae and mvae models only");
+            Require(EvaeFirstEpoch == FirstEpochAssignment.Balanced, "evae_first_epoch", "applies to the evae and mvae models only");
+            Require(EvaeAssign == AssignmentEstimate.Plugin, "evae_assign", "applies to the evae and mvae models only");
         }
         else
         {
             Require(EpitomeSize is not null, "epitome_size", $"(K) is required by the {Model.ToString().ToLowerInvariant()} model");
+            Require(EvaeAssignSamples >= 1, "evae_assign_samples", $"must be >= 1, got {EvaeAssignSamples}");
             try
             {
-                EpitomeLayout.Create(Latent, EpitomeSize!.Value, EpitomeStride ?? EpitomeSize.Value);
+                Models.EpitomeLayout.Create(Latent, EpitomeSize!.Value, EpitomeStride ?? EpitomeSize.Value, EpitomeLayout);
             }
             catch (ConfigException e) when (e.Key == "epitome_stride" && EpitomeStride is null)
             {

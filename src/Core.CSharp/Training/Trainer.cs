@@ -53,6 +53,12 @@ public static class TrainStreams
     /// <summary>The first epoch's balanced random epitome assignment.</summary>
     public const ulong InitialAssignment = AssignTag << 48;
 
+    /// <summary>
+    /// The Monte-Carlo draws of the y* assignment at the start of epoch <paramref name="epoch"/> (0-based;
+    /// <c>evae_assign monte_carlo</c>): a sub-stream of the assignment tag, apart from <see cref="InitialAssignment"/>.
+    /// </summary>
+    public static ulong Assignment(int epoch) => (AssignTag << 48) | (1UL << 32) | (uint)epoch;
+
     /// <summary>Sampling noise and dropout masks of epoch <paramref name="epoch"/> (0-based).</summary>
     public static ulong Noise(int epoch) => (NoiseTag << 48) | (uint)epoch;
 
@@ -148,9 +154,7 @@ public static class Trainer
             adam.LearningRate = (float)lr;
             progress.EpochStarted(epoch + 1, config.Epochs, batches);
 
-            int[]? assignment = model.Groups <= 1 ? null
-                : epoch == 0 ? InitialAssignment(train.Count, model.Groups, config.Seed)
-                : AssignAll(model, binarizer, epoch);
+            int[]? assignment = model.Groups <= 1 ? null : EpochAssignment(model, config, binarizer, epoch);
             var order = assignment is null
                 ? Batches.Order(config.Order, config.Seed, epoch, train.Count)
                 : Batches.Stratified(assignment, config.Batch, config.Seed, epoch, config.Order);
@@ -225,14 +229,29 @@ public static class Trainer
         System.Text.Json.JsonSerializer.Serialize(a, RunFolder.Json) == System.Text.Json.JsonSerializer.Serialize(b, RunFolder.Json);
 
     /// <summary>
-    /// The first epoch's assignment: a seeded balanced random one (group i mod G of a random permutation).
+    /// The training images' groups for epoch <paramref name="epoch"/> (0-based) of a model with groups, [count]:
+    /// Algorithm 1, step 3, y* = argmin_y C_evae under the current parameters on that epoch's binarized images,
+    /// with the reconstruction term estimated as <c>evae_assign</c> says; in the first epoch, unless
+    /// <c>evae_first_epoch</c> is <c>assign</c>, a seeded balanced random assignment (group i mod G of a random
+    /// permutation) instead. A pure function of the parameters, the seed and the epoch (resume replays it).
     /// </summary>
     /// <remarks>
-    /// Algorithm 1 assigns y* by the cost under the current parameters; before any training those costs
-    /// differ only by the random initialization, and following them lets one epitome take most examples
-    /// while the ones it starves never train (seen on MNIST: 1034/0/3966/0 with four epitomes). Every epitome
-    /// therefore trains on an equal share first; from the second epoch on, y* follows Algorithm 1.
+    /// Why the balanced start is the default: before any training the costs differ only by the random
+    /// initialization, and following them lets one epitome take most examples while the ones it starves never
+    /// train (seen on MNIST: 1034/0/3966/0 with four epitomes). With it every epitome trains on an equal share
+    /// first; from the second epoch on, y* follows Algorithm 1. <c>evae_first_epoch assign</c> is the algorithm as
+    /// the paper states it.
     /// </remarks>
+    public static int[] EpochAssignment(GenerativeModel model, TrainConfig config, Binarizer binarizer, int epoch)
+    {
+        if (epoch == 0 && config.EvaeFirstEpoch == FirstEpochAssignment.Balanced)
+            return InitialAssignment(binarizer.Data.Count, model.Groups, config.Seed);
+        return config.EvaeAssign == AssignmentEstimate.MonteCarlo
+            ? AssignAll(model, binarizer, epoch, config.EvaeAssignSamples, new Rng(config.Seed, TrainStreams.Assignment(epoch)))
+            : AssignAll(model, binarizer, epoch, 0, null);
+    }
+
+    /// <summary>The seeded balanced random assignment of <paramref name="count"/> images to <paramref name="groups"/> groups.</summary>
     static int[] InitialAssignment(int count, int groups, ulong seed)
     {
         var order = new int[count];
@@ -243,8 +262,12 @@ public static class Trainer
         return assignment;
     }
 
-    /// <summary>Each training example's best group y* under this epoch's binarized images (Algorithm 1, step 3).</summary>
-    static int[] AssignAll(GenerativeModel model, Binarizer binarizer, int epoch, int batch = 500)
+    /// <summary>
+    /// Each training example's best group y* under this epoch's binarized images (Algorithm 1, step 3), in evaluation
+    /// mode; <paramref name="samples"/> Monte-Carlo draws per image and group from <paramref name="rng"/>, in example order
+    /// (0: plug-in).
+    /// </summary>
+    static int[] AssignAll(GenerativeModel model, Binarizer binarizer, int epoch, int samples, Rng? rng, int batch = 500)
     {
         int n = binarizer.Data.Count, dim = binarizer.Data.Dim;
         var assignment = new int[n];
@@ -258,7 +281,7 @@ public static class Trainer
                 using var ws = Workspace.Begin();
                 var x = Tensor.Empty(m, dim);
                 binarizer.FillRange(s, m, epoch, x.Data);
-                model.Assign(x).CopyTo(assignment, s);
+                model.Assign(x, samples, rng).CopyTo(assignment, s);
             }
         }
         finally
