@@ -77,9 +77,9 @@ static class CliOptions
         _ => flag.TrimStart('-').Replace('-', '_'),
     };
 
-    /// <summary>Parses a lower-case enum name as the CLI spells it.</summary>
+    /// <summary>Parses a lower-case (snake_case) enum name as the CLI spells it, e.g. <c>train_first</c>.</summary>
     public static TEnum ParseEnum<TEnum>(string value) where TEnum : struct, Enum =>
-        Enum.Parse<TEnum>(value, ignoreCase: true);
+        Enum.Parse<TEnum>(value.Replace("_", ""), ignoreCase: true);
 
     /// <summary>The CLI spelling of an enum value.</summary>
     public static string Name<TEnum>(TEnum value) where TEnum : struct, Enum => value.ToString().ToLowerInvariant();

@@ -17,5 +17,6 @@ let main argv =
           AnalysisTests.tests
           FrameTests.tests
           SweepTableTests.tests
+          ActivityProtocolTests.tests
           SweepTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv
