@@ -62,7 +62,8 @@ static class ActivityCommand
             var history = Analysis.Activity.history(stored);
             if (history.Epochs.Length > 0)
             {
-                Console.WriteLine($"active units per epoch from activity.csv (epochs {history.Epochs[0]}-{history.Epochs[^1]}; " +
+                var span = history.Epochs.Length == 1 ? $"epoch {history.Epochs[0]}" : $"epochs {history.Epochs[0]}-{history.Epochs[^1]}";
+                Console.WriteLine($"active units per epoch from activity.csv ({span}; " +
                                   $"chart: mean count per bin, 0 to {history.Units} units):");
                 foreach (var th in Analysis.Activity.PaperThresholds.Append(t).Distinct().Order())
                 {
