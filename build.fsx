@@ -113,7 +113,9 @@ let demo (args: string list) =
     if Directory.Exists dir then Directory.Delete(dir, true)
     let run' = Path.Combine(dir, "vae")
     vae [ "data"; "fetch" ]
-    vae [ "train"; "--out"; run'; "--latent"; "50"; "--epochs"; epochs; "--seed"; "1" ]
+    // NOTE: the first 50,000 training images only, so that `vae parzen` chooses sigma on images 50,000-50,999,
+    // which the model never saw (Goodfellow et al.'s protocol).
+    vae [ "train"; "--out"; run'; "--latent"; "50"; "--epochs"; epochs; "--train-subset"; "50000"; "--seed"; "1" ]
     vae [ "eval"; run'; "--k"; "5000"; "--subset"; "1000" ]
     vae [ "sample"; run'; "--n"; "100"; "--png"; Path.Combine(dir, "samples.png") ]
     vae [ "reconstruct"; run'; "--n"; "50"; "--png"; Path.Combine(dir, "reconstructions.png") ]

@@ -134,6 +134,48 @@ module Activity =
     let activeCounts (threshold: float) (history: ActivityHistory) : (int * int)[] =
         Array.map2 (fun e a -> e, activeCount threshold a) history.Epochs history.Activity
 
+    /// <summary>
+    /// Runs of consecutive recorded epochs with the same count in (epoch, count) pairs (e.g. <see cref="activeCounts"/>),
+    /// as (first epoch, last epoch, count), in epoch order.
+    /// </summary>
+    let changes (counts: (int * int)[]) : (int * int * int)[] =
+        let runs = ResizeArray()
+        for epoch, count in counts do
+            match (if runs.Count = 0 then None else Some runs[runs.Count - 1]) with
+            | Some (first, _, c) when c = count -> runs[runs.Count - 1] <- (first, epoch, c)
+            | _ -> runs.Add((epoch, epoch, count))
+        runs.ToArray()
+
+    /// <summary>
+    /// (epoch, count) pairs in words, one entry per run of equal counts: <c>"epochs 1-4: 50, 5-17: 31, 18-3280: 19"</c>
+    /// (a run of one epoch names it alone; no epochs: <c>"no epochs"</c>).
+    /// </summary>
+    let compactCounts (counts: (int * int)[]) : string =
+        let runs = changes counts
+        if runs.Length = 0 then "no epochs"
+        else
+            let range (first, last, count) = if first = last then $"{first}: {count}" else $"{first}-{last}: {count}"
+            let head = match runs with [| first, last, _ |] when first = last -> "epoch" | _ -> "epochs"
+            head + " " + String.Join(", ", runs |> Array.map range)
+
+    /// The sparkline's levels, lowest first.
+    let private SparkLevels = "▁▂▃▄▅▆▇█"
+
+    /// <summary>
+    /// A one-line chart of (epoch, count) pairs at most <paramref name="width"/> characters wide: recorded epochs are
+    /// split into that many equal bins (as the shade plot bins its columns), each drawn as the mean count over its bin
+    /// on a scale from 0 (lowest bar) to <paramref name="top"/> (highest bar).
+    /// </summary>
+    let sparkline (width: int) (top: int) (counts: (int * int)[]) : string =
+        if width < 1 then invalidArg (nameof width) $"the width must be >= 1, got {width}"
+        let columns = min width counts.Length
+        let level (v: float) =
+            let l = if top <= 0 then 0 else int (round (v / float top * float (SparkLevels.Length - 1)))
+            SparkLevels[max 0 (min (SparkLevels.Length - 1) l)]
+        String(Array.init columns (fun c ->
+            let a, b = c * counts.Length / columns, (c + 1) * counts.Length / columns
+            level (Seq.average (seq { for i in a .. b - 1 -> float (snd counts[i]) }))))
+
     /// Unit indices sorted by their activity at the first recorded epoch, most active first (the shade plot's order).
     let initialOrder (history: ActivityHistory) : int[] =
         if history.Epochs.Length = 0 then Array.init history.Units id else sortedUnits history.Activity[0]

@@ -26,6 +26,20 @@ type Points =
       /// Dimension of each point.
       Dim: int }
 
+/// <summary>
+/// Where the protocol's sigma-validation images lie in a run's training set, and how much of it the run trained on.
+/// </summary>
+type ValidationRange =
+    { /// Index of the first validation image in the data set's training images (MNIST: 50,000).
+      First: int
+      /// Validation images (<c>--validation</c>).
+      Count: int
+      /// The run trained on training images [0, Trained): its train_subset, else every training image.
+      Trained: int }
+
+    /// Whether the run trained on some of the validation images (Goodfellow et al. choose sigma on unseen images).
+    member r.Overlaps = r.Trained > r.First
+
 /// The Parzen-window estimator with GEMM distances and a double-precision log-sum-exp.
 [<RequireQualifiedAccess>]
 module Parzen =
@@ -168,7 +182,8 @@ module Parzen =
           NSamples = samples.Count
           NTest = test.Count
           NValidation = validation.Count
-          SigmaSearch = search }
+          SigmaSearch = search
+          ValidationInTraining = false }
 
     /// <summary>
     /// n samples from a trained run's prior, as <c>vae sample --seed SEED</c> draws them: y uniform (eVAE, mVAE),
@@ -179,6 +194,38 @@ module Parzen =
         use _ = Autograd.NoGrad()
         let values = trained.Model.Sample(n, Rng(seed, TrainStreams.Tool 2u)).ToArray()
         points values n trained.Model.Input
+
+    /// <summary>
+    /// The training-set range of the <paramref name="validation"/> images <c>referenceData</c> takes for a run of
+    /// <paramref name="config"/>, with the images the run trained on: MNIST's validation images start at training
+    /// image 50,000 (60,000 - <see cref="ValidationPool"/>), the synthetic set's are its last <paramref name="validation"/>.
+    /// </summary>
+    let validationRange (config: TrainConfig) (validation: int) : ValidationRange =
+        let pool = if config.Dataset = SyntheticData.Name then SyntheticData.DefaultTrainCount else Mnist.TrainCount
+        let first = if config.Dataset = SyntheticData.Name then pool - validation else pool - ValidationPool
+        { First = first
+          Count = validation
+          Trained = match Option.ofNullable config.TrainSubset with Some n -> min n pool | None -> pool }
+
+    /// <summary>
+    /// Goodfellow et al.'s condition that sigma is chosen on images the model never trained on, for the run in
+    /// <paramref name="runPath"/>: true when its validation images were in its training set, which is an error unless
+    /// <paramref name="allow"/> (<c>--allow-trained-validation</c>); false when the protocol holds.
+    /// </summary>
+    /// <exception cref="VaeResearchException">The run trained on its validation images and <paramref name="allow"/> is false.</exception>
+    let checkValidation (runPath: string) (config: TrainConfig) (validation: int) (allow: bool) : bool =
+        let range = validationRange config validation
+        if range.Overlaps && not allow then
+            let subset = match Option.ofNullable config.TrainSubset with Some n -> string n | None -> "not set: every training image"
+            raise (VaeResearchException(
+                $"{runPath}: trained on training images 0-{range.Trained - 1} (train_subset {subset}), which include the " +
+                $"validation images {range.First}-{range.First + range.Count - 1} that choose sigma; Goodfellow et al.'s protocol " +
+                $"chooses sigma on images the model never trained on. Train with --train-subset {range.First}, or pass " +
+                "--allow-trained-validation to score it anyway (parzen.json then records validation_in_training)"))
+        range.Overlaps
+
+    /// The estimate marked as having chosen sigma on images the model trained on (<c>validation_in_training</c>).
+    let inTraining (result: ParzenResult) : ParzenResult = { result with ValidationInTraining = true }
 
     /// <summary>
     /// The protocol's reference images in grey levels, of the data set <paramref name="config"/> names (None: MNIST):

@@ -57,7 +57,12 @@ type ParzenResult =
       /// Validation images of the sigma search (0 when the file does not record it).
       NValidation: int
       /// Every sigma tried with its mean validation log-likelihood (empty when not recorded).
-      SigmaSearch: (float * float)[] }
+      SigmaSearch: (float * float)[]
+      /// <summary>
+      /// The run trained on some of the validation images that chose sigma (<c>vae parzen --allow-trained-validation</c>):
+      /// the sigma is then biased towards the training data. parzen.json records the key only when true.
+      /// </summary>
+      ValidationInTraining: bool }
 
 /// A run folder read into memory: configuration, per-epoch metrics and activity, and the evaluations written so far.
 type Run =
@@ -293,7 +298,13 @@ module RunStore =
               NSamples = f.Int "n_samples"
               NTest = f.OptionalInt "n_test" |> Option.defaultValue 0
               NValidation = f.OptionalInt "n_validation" |> Option.defaultValue 0
-              SigmaSearch = search })
+              SigmaSearch = search
+              ValidationInTraining =
+                match f.TryGet "validation_in_training" with
+                | None -> false
+                | Some v when v.ValueKind = JsonValueKind.True -> true
+                | Some v when v.ValueKind = JsonValueKind.False -> false
+                | Some v -> raise (FileFormatException(path, "validation_in_training", "true or false", v.ValueKind.ToString().ToLowerInvariant())) })
 
     /// Writes a Parzen estimate as JSON (snake_case keys, numbers as JSON numbers), atomically.
     let writeParzen (path: string) (result: ParzenResult) =
@@ -307,6 +318,7 @@ module RunStore =
         values["n_validation"] <- box result.NValidation
         values["sigma_search"] <-
             box [| for sigma, ll in result.SigmaSearch -> dict [ "sigma", sigma; "validation_log_likelihood", ll ] |]
+        if result.ValidationInTraining then values["validation_in_training"] <- box true
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(values, RunFolder.Json) + "\n")
 
     /// <summary>

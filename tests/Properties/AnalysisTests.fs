@@ -557,7 +557,7 @@ let tests =
             File.WriteAllText(run.EvalPath, """{ "nll": 86.76, "standard_error": 0.1, "k": 5000, "n": 10000, "binarize": "dynamic", "epoch": 3 }""")
             let parzen =
                 { Sigma = 0.2154; LogLikelihood = 325.5; StandardError = 2.1; ValidationLogLikelihood = 330.25; NSamples = 10000
-                  NTest = 10000; NValidation = 1000; SigmaSearch = [| 0.1, -3.5; 0.2154, 330.25 |] }
+                  NTest = 10000; NValidation = 1000; SigmaSearch = [| 0.1, -3.5; 0.2154, 330.25 |]; ValidationInTraining = false }
             RunStore.writeParzen (Path.Combine(run.Path, RunStore.ParzenFile)) parzen
             let loaded = RunStore.load run.Path
             Expect.equal loaded.Parzen (Some parzen) "loaded.Parzen"

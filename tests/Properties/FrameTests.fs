@@ -53,7 +53,7 @@ let private writeThreeRuns (folder: TempFolder) (seed: int) =
         |> List.map (fun (name, config, epochs) -> name, writeRun random (folder.Sub name) config epochs)
     File.WriteAllText(Path.Combine(folder.Sub "vae3", "eval.json"), """{ "nll": 91.5, "standard_error": 0.25, "k": 5000, "n": 10000, "binarize": "dynamic" }""")
     RunStore.writeParzen (Path.Combine(folder.Sub "vae3", RunStore.ParzenFile))
-        { Sigma = 0.2; LogLikelihood = 250.25; StandardError = 2.5; ValidationLogLikelihood = 251.5; NSamples = 100; NTest = 10; NValidation = 10; SigmaSearch = [||] }
+        { Sigma = 0.2; LogLikelihood = 250.25; StandardError = 2.5; ValidationLogLikelihood = 251.5; NSamples = 100; NTest = 10; NValidation = 10; SigmaSearch = [||]; ValidationInTraining = false }
     written
 
 /// The column names of a frame and the names of their types.

@@ -19,5 +19,6 @@ let main argv =
           SweepTableTests.tests
           ProtocolTests.tests
           EpitomeProtocolTests.tests
+          ActivityProtocolTests.tests
           SweepTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

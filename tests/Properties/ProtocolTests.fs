@@ -316,8 +316,9 @@ let tests =
                 saved.Remove "threads" |> ignore
                 saved.Remove "versions" |> ignore
                 let written = (nonNull (JsonSerializer.SerializeToNode(config, RunFolder.Json))).AsObject()
-                for key in [ "init"; "output_bias"; "order"; "warmup"; "kl"; "objective"; "optimizer" ] do
-                    written.Remove key |> ignore
+                // Keys added since that run was saved (these options and any later ones) are left out.
+                for key in [ for kv in written -> kv.Key ] do
+                    if not (saved.ContainsKey key) then written.Remove key |> ignore
                 Expect.equal (written.ToJsonString()) (saved.ToJsonString()) "the old keys, their order and values"
                 let defaults = (nonNull (JsonSerializer.SerializeToNode(TrainConfig(), RunFolder.Json))).AsObject()
                 let value (key: string) = (nonNull defaults[key]).GetValue<string>()

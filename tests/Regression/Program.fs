@@ -13,5 +13,6 @@ let main argv =
           SlurmTests.tests
           SweepTests.tests
           VariantTests.tests
-          AnalysisTests.tests ]
+          AnalysisTests.tests
+          ParzenProtocolTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

@@ -10,6 +10,9 @@ namespace VaeResearch.Cli.Commands;
 /// <summary><c>vae activity RUN [--threshold 0.01] [--csv FILE]</c>: per-unit activity A_u and KL over the test set.</summary>
 static class ActivityCommand
 {
+    /// <summary>Characters of the per-epoch chart.</summary>
+    const int SparklineWidth = 60;
+
     public static Command Create()
     {
         var run = RunArgument.Create();
@@ -23,7 +26,7 @@ static class ActivityCommand
             "default: the whole test set, the images `vae encode --split test` exports) and its mean KL to the prior from the " +
             "checkpoint; print the units " +
             "sorted by activity, the active counts at the threshold and at the papers' 0.01, 0.02 and 0.1, and the per-epoch active " +
-            "counts recorded in activity.csv.")
+            "counts recorded in activity.csv at the same thresholds (the epochs where a count changes, and a one-line chart).")
         {
             run, threshold, csv, split, subset, dataDir,
         };
@@ -59,8 +62,15 @@ static class ActivityCommand
             var history = Analysis.Activity.history(stored);
             if (history.Epochs.Length > 0)
             {
-                var perEpoch = Analysis.Activity.activeCounts(t, history).Select(p => $"{p.Item1}:{p.Item2}");
-                Console.WriteLine($"active units per epoch from activity.csv (A_u > {F(t)}, epoch:count): {string.Join(" ", perEpoch)}");
+                var span = history.Epochs.Length == 1 ? $"epoch {history.Epochs[0]}" : $"epochs {history.Epochs[0]}-{history.Epochs[^1]}";
+                Console.WriteLine($"active units per epoch from activity.csv ({span}; " +
+                                  $"chart: mean count per bin, 0 to {history.Units} units):");
+                foreach (var th in Analysis.Activity.PaperThresholds.Append(t).Distinct().Order())
+                {
+                    var perEpoch = Analysis.Activity.activeCounts(th, history);
+                    Console.WriteLine($"  A_u > {F(th)}: {Analysis.Activity.compactCounts(perEpoch)}");
+                    Console.WriteLine($"  {"",-8}{Analysis.Activity.sparkline(SparklineWidth, history.Units, perEpoch)}");
+                }
             }
             if (parse.GetValue(csv) is { } file)
             {

@@ -8,7 +8,7 @@ using static VaeResearch.Cli.CliOptions;
 
 namespace VaeResearch.Cli.Commands;
 
-/// <summary><c>vae parzen (RUN [--n 10000] | --samples FILE.npy) [--json FILE] [--sigma S] [--validation N]</c>.</summary>
+/// <summary><c>vae parzen (RUN [--n 10000] | --samples FILE.npy) [--json FILE] [--sigma S] [--validation N] [--allow-trained-validation]</c>.</summary>
 static class ParzenCommand
 {
     public static Command Create()
@@ -19,17 +19,23 @@ static class ParzenCommand
         var json = new Option<FileInfo?>("--json") { Description = "Where to write the result (default with RUN: RUN/parzen.json)." };
         var sigma = Optional<double>("--sigma", "Kernel width; skips the search over logspace(-1, 0, 10).");
         var validation = Value("--validation", "Validation images of the sigma search (the first of the last 10,000 training images).", Parzen.DefaultValidation);
+        var allowTrained = new Option<bool>("--allow-trained-validation")
+        {
+            Description = "Score a run that trained on the validation images (trained without --train-subset 50000) instead of refusing: " +
+                          "warns, and records validation_in_training in the JSON.",
+        };
         var seed = Value("--seed", "Seed of the prior draws (the same draws as `vae sample --seed`).", 0UL);
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
         var command = new Command("parzen",
             "Parzen-window log-likelihood of generated samples (the protocol of Goodfellow et al. 2014): Gaussian kernels on n " +
             "samples (decoder means; for a Bernoulli decoder the pixel probabilities), scored on the grey-level test images; sigma " +
-            "maximizes the mean log-likelihood of the validation images over logspace(-1, 0, 10). Prints the mean test " +
+            "maximizes the mean log-likelihood of the validation images (training images 50,000 on, which the run must not have " +
+            "trained on: train with --train-subset 50000) over logspace(-1, 0, 10). Prints the mean test " +
             "log-likelihood in nats +/- its standard error; writes sigma, log_likelihood, standard_error, " +
             "validation_log_likelihood, n_samples as JSON.")
         {
-            run, n, samples, json, sigma, validation, seed, threads, dataDir,
+            run, n, samples, json, sigma, validation, allowTrained, seed, threads, dataDir,
         };
         command.SetAction(parse => CliRunner.Run("parzen", () =>
         {
@@ -45,10 +51,17 @@ static class ParzenCommand
             Points points;
             FSharpOption<TrainConfig> config = FSharpOption<TrainConfig>.None;
             string? defaultJson = null;
+            bool validationInTraining = false;
             if (folder is not null)
             {
                 var trained = TrainedRun.Load(folder.FullName);
                 config = FSharpOption<TrainConfig>.Some(trained.Config);
+                // NOTE: a given --sigma is not chosen on the validation images, so they may have been trained on.
+                validationInTraining = parse.GetValue(sigma) is null && Parzen.checkValidation(trained.Folder.Path, trained.Config, parse.GetValue(validation), parse.GetValue(allowTrained));
+                if (validationInTraining)
+                    Console.Error.WriteLine($"parzen: WARNING: {trained.Folder.Path} trained on the validation images that choose sigma " +
+                        "(--allow-trained-validation): the sigma and the estimate are biased towards the training data, not Goodfellow et al.'s protocol; " +
+                        "parzen.json records \"validation_in_training\": true");
                 points = Parzen.samplesOfRun(trained, parse.GetValue(n), parse.GetValue(seed));
                 defaultJson = Path.Combine(trained.Folder.Path, RunStore.ParzenFile);
                 Console.Error.WriteLine($"parzen: drew {points.Count} samples from {trained.Folder.Path} ({clock.Elapsed.TotalSeconds:F1} s)");
@@ -64,6 +77,7 @@ static class ParzenCommand
             var loaded = clock.Elapsed.TotalSeconds;
             var sigmaOption = parse.GetValue(sigma) is double s ? FSharpOption<double>.Some(s) : FSharpOption<double>.None;
             var result = Parzen.evaluate(points, valid, test, sigmaOption);
+            if (validationInTraining) result = Parzen.inTraining(result);
             var scored = clock.Elapsed.TotalSeconds - loaded;
             if (sigmaOption is null)
                 foreach (var (sg, ll) in result.SigmaSearch)

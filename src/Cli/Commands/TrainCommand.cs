@@ -72,6 +72,12 @@ static class TrainCommand
         var binarize = OptionalChoice("--binarize", "Binarization (default: dynamic for bernoulli, none for gaussian).", BinarizationNames.All.ToArray());
         var trainSubset = Optional<int>("--train-subset", "Train on the first N training images.");
         var testSubset = Optional<int>("--test-subset", "Per-epoch statistics on the first N test images.");
+        var activityPopulation = Choice("--activity-population",
+            "Images of the per-epoch activity: test (the test set), train_first (the first --activity-n training images, as Burda et al.) " +
+            "or train_random (--activity-n seeded random training images); training images binarized as in the first epoch.",
+            "test", "test", "train_first", "train_random");
+        var activityN = Optional<int>("--activity-n", "Training images N of the train_first and train_random activity populations (Burda et al.: 500).");
+        var activityInitial = new Option<bool>("--activity-initial") { Description = "Also record the untrained model's activity as epoch 0 of activity.csv." };
         var seed = Value("--seed", "Seed of every random choice.", 0UL);
         var threads = CliOptions.Threads("Worker threads (default: all cores). Bit-identical resume needs the same value.");
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last completed epoch up to --epochs (starts it when --out holds no run yet)." };
@@ -88,14 +94,15 @@ static class TrainCommand
             outDir, dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, epochs, schedule,
             init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2,
             adamEps, klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, epitomeLayout, evaeFirstEpoch, evaeAssign,
-            evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, seed, threads, resume, configFile, dataDir,
+            evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, activityPopulation, activityN, activityInitial,
+            seed, threads, resume, configFile, dataDir,
         };
         Option[] settings =
         [
             dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, schedule,
             init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2, adamEps,
             klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, epitomeLayout, evaeFirstEpoch, evaeAssign,
-            evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, seed,
+            evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, activityPopulation, activityN, activityInitial, seed,
         ];
 
         command.SetAction(parse => CliRunner.Run("train", () =>
@@ -143,6 +150,9 @@ static class TrainCommand
                 Binarize = parse.GetValue(binarize) is { } b ? BinarizationNames.Parse(b) : null,
                 TrainSubset = parse.GetValue(trainSubset),
                 TestSubset = parse.GetValue(testSubset),
+                ActivityPopulation = ParseEnum<ActivityPopulation>(parse.GetValue(activityPopulation)!),
+                ActivityN = parse.GetValue(activityN),
+                ActivityInitial = parse.GetValue(activityInitial),
                 Seed = parse.GetValue(seed),
             };
             if (parse.GetValue(configFile) is { } file)

@@ -180,15 +180,37 @@ public static class Evaluation
             var groups = model.Assign(x);
             var values = model.TrainingObjective(x, groups, bound, 1f, rng).Data;
             foreach (float b in values) boundSum += b;
-            var q = model.Encode(x, groups);
-            q.Mu.Data.CopyTo(means.AsSpan(start * latent, n * latent));
-            var kl = Bounds.KlPerUnit(q).Data;
-            for (int i = 0; i < n; i++)
-                for (int u = 0; u < latent; u++) klSum[u] += kl[i * latent + u];
+            AddUnits(model.Encode(x, groups), start, n, means, klSum);
         });
-        var activity = Activity(means, count, latent);
-        return new DataEvaluation(boundSum / count, new UnitStatistics(activity, klSum.Select(s => s / count).ToArray()));
+        return new DataEvaluation(boundSum / count, UnitsOf(means, klSum, count, latent));
     }
+
+    /// <summary>
+    /// The activity Cov_x(E_q[u]) and the mean KL of every unit over <paramref name="count"/> images [count, N]
+    /// (the unit statistics of <see cref="Evaluate(GenerativeModel, float[], int, TrainingBound, Rng, int)"/>, without the bound), in evaluation mode; models with groups
+    /// use each example's best group y*.
+    /// </summary>
+    public static UnitStatistics Units(GenerativeModel model, float[] images, int count, int batch = 100)
+    {
+        int latent = model.Latent;
+        var means = new float[(long)count * latent];
+        var klSum = new double[latent];
+        ForEachBatch(model, images, count, batch, (x, start, n) => AddUnits(model.Encode(x, model.Assign(x)), start, n, means, klSum));
+        return UnitsOf(means, klSum, count, latent);
+    }
+
+    /// <summary>Stores a batch's posterior means at rows [start, start + n) of <paramref name="means"/> and adds its per-unit KL to <paramref name="klSum"/>.</summary>
+    static void AddUnits(Posterior q, int start, int n, float[] means, double[] klSum)
+    {
+        int latent = klSum.Length;
+        q.Mu.Data.CopyTo(means.AsSpan(start * latent, n * latent));
+        var kl = Bounds.KlPerUnit(q).Data;
+        for (int i = 0; i < n; i++)
+            for (int u = 0; u < latent; u++) klSum[u] += kl[i * latent + u];
+    }
+
+    static UnitStatistics UnitsOf(float[] means, double[] klSum, int count, int latent) =>
+        new(Activity(means, count, latent), klSum.Select(s => s / count).ToArray());
 
     /// <summary>
     /// E_q[z|x] for <paramref name="count"/> images [count, N], row-major [count, D]; models with groups use each

@@ -14,8 +14,11 @@ namespace VaeResearch.Training;
 /// <param name="Seconds">Wall time of the epoch, training and evaluation.</param>
 public sealed record MetricsRow(int Epoch, double Lr, double Beta, double TrainBound, double TestBound, double Kl, int ActiveUnits, double Seconds);
 
-/// <summary>One row of <c>activity.csv</c>: a latent unit's statistics on the test set after an epoch.</summary>
-/// <param name="Epoch">Epochs completed (1-based).</param>
+/// <summary>
+/// One row of <c>activity.csv</c>: a latent unit's statistics on the run's activity population (the test set by
+/// default, see <see cref="TrainConfig.ActivityPopulation"/>) after an epoch.
+/// </summary>
+/// <param name="Epoch">Epochs completed (1-based); 0 for the untrained model (<see cref="TrainConfig.ActivityInitial"/>).</param>
 /// <param name="Unit">Latent unit index (0-based).</param>
 /// <param name="Activity">A_u = Cov_x(E_q[u]): population variance over the test set of the posterior mean.</param>
 /// <param name="Kl">Mean over the test set of KL(q(z_u|x) || p(z_u)).</param>

@@ -46,6 +46,25 @@ public enum AssignmentEstimate
 }
 
 /// <summary>
+/// The images on which the per-epoch activity A_u (activity.csv, metrics.csv's <c>active_units</c>) is measured.
+/// </summary>
+public enum ActivityPopulation
+{
+    /// <summary>The run's test set (or <c>test_subset</c>) with its fixed binarization: the default.</summary>
+    Test,
+    /// <summary>
+    /// The first <c>activity_n</c> training images (Burda et al. 2015 use the first 500), binarized as the model
+    /// sees them in its first epoch.
+    /// </summary>
+    TrainFirst,
+    /// <summary>
+    /// <c>activity_n</c> training images drawn without replacement by the run's seed (the same ones every epoch),
+    /// binarized as the model sees them in its first epoch.
+    /// </summary>
+    TrainRandom,
+}
+
+/// <summary>
 /// Every setting of a training run, as <c>vae train</c> takes them and <c>config.json</c> stores them
 /// (snake_case keys). <see cref="Validate"/> names the configuration key that is wrong.
 /// </summary>
@@ -163,6 +182,18 @@ public sealed record TrainConfig
     /// <summary>Evaluate per-epoch statistics on the first N test images only.</summary>
     public int? TestSubset { get; init; }
 
+    /// <summary>Which images the per-epoch activity is measured on (see <see cref="ActivityPopulation"/>).</summary>
+    public ActivityPopulation ActivityPopulation { get; init; } = ActivityPopulation.Test;
+
+    /// <summary>Size N of a training-image activity population (required by train_first and train_random).</summary>
+    public int? ActivityN { get; init; }
+
+    /// <summary>
+    /// Also record the activity of the untrained model as epoch 0 of activity.csv (the activity paper's shade plot,
+    /// Figure 3.3, sorts the units by their initial activity); metrics.csv gets no row for it.
+    /// </summary>
+    public bool ActivityInitial { get; init; }
+
     /// <summary>Seed of every random choice in the run.</summary>
     public ulong Seed { get; init; }
 
@@ -213,6 +244,15 @@ public sealed record TrainConfig
         Require(TestSubset is null or >= 1, "test_subset", $"must be >= 1, got {TestSubset}");
         Require(Decoder == DecoderKind.Gaussian || GaussianLogvar == GaussianLogVariance.Bounded, "gaussian_logvar",
             "applies to the gaussian decoder only");
+        Require(Enum.IsDefined(ActivityPopulation), "activity_population", $"must be test, train_first or train_random, got {ActivityPopulation}");
+        if (ActivityPopulation == ActivityPopulation.Test)
+            Require(ActivityN is null, "activity_n", "applies to the train_first and train_random populations only (test_subset sizes the test population)");
+        else
+        {
+            Require(ActivityN is not null, "activity_n", $"(N training images) is required by activity_population = {System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(ActivityPopulation.ToString())}, e.g. 500 (Burda et al.)");
+            Require(ActivityN >= 1, "activity_n", $"must be >= 1, got {ActivityN}");
+            Require(TrainSubset is null || ActivityN <= TrainSubset, "activity_n", $"must be at most train_subset = {TrainSubset}, got {ActivityN}");
+        }
         Require(Decoder == DecoderKind.Gaussian || EffectiveBinarization != Binarization.None, "binarize",
             "none gives grey levels, which need the gaussian decoder (a Bernoulli decoder needs binary pixels)");
         if (Model == ModelKind.Vae)

@@ -45,10 +45,13 @@ public sealed class SilentProgress : ITrainingProgress
 /// <summary>Random streams of a training run: each a pure function of (seed, purpose, epoch), so resumed runs replay them.</summary>
 public static class TrainStreams
 {
-    const ulong InitTag = 0x7E01, NoiseTag = 0x7E02, EvalTag = 0x7E03, ToolTag = 0x7E04, AssignTag = 0x7E05;
+    const ulong InitTag = 0x7E01, NoiseTag = 0x7E02, EvalTag = 0x7E03, ToolTag = 0x7E04, AssignTag = 0x7E05, ActivityTag = 0x7E06;
 
     /// <summary>Weight initialization.</summary>
     public const ulong Init = InitTag << 48;
+
+    /// <summary>The training images of the train_random activity population (<see cref="ActivitySample"/>).</summary>
+    public const ulong ActivitySubset = ActivityTag << 48;
 
     /// <summary>The first epoch's balanced random epitome assignment.</summary>
     public const ulong InitialAssignment = AssignTag << 48;
@@ -77,7 +80,7 @@ public sealed record TrainingResult(GenerativeModel Model, IReadOnlyList<Metrics
 
 /// <summary>
 /// Trains a model on minibatches with Adam, one run folder per run: after every epoch it evaluates the test
-/// set, appends to metrics.csv and activity.csv and replaces the checkpoint atomically. A resumed run
+/// set (and the activity on <see cref="TrainConfig.ActivityPopulation"/>), appends to metrics.csv and activity.csv and replaces the checkpoint atomically. A resumed run
 /// continues from the last completed epoch and ends bit-identical to an uninterrupted run with the same
 /// seed and thread count (every random draw is a pure function of the seed and the epoch).
 /// </summary>
@@ -144,6 +147,10 @@ public static class Trainer
 
         var binarizer = new Binarizer(train, config.EffectiveBinarization, config.Seed);
         var testImages = new Binarizer(data.Test, config.EffectiveBinarization, config.Seed).Epoch(0);
+        var (activityImages, activityCount) = ActivitySample.Images(config, data, testImages);
+        bool separateActivity = config.ActivityPopulation != ActivityPopulation.Test;
+        if (config.ActivityInitial && start == 0)
+            AddActivity(activity, 0, Evaluation.Units(model, activityImages, activityCount));
         int batches = Batches.Count(train.Count, config.Batch);
         var groupBuffer = new int[config.Batch];
 
@@ -193,10 +200,11 @@ public static class Trainer
                         throw new TrainingDivergedException(run, epoch + 1, batches, "a weight is not finite");
 
             var eval = Evaluation.Evaluate(model, testImages, data.Test.Count, bound, new Rng(config.Seed, TrainStreams.Eval(epoch)));
+            var units = separateActivity ? Evaluation.Units(model, activityImages, activityCount) : eval.Units;
             var row = new MetricsRow(epoch + 1, lr, beta, boundSum / train.Count, eval.Bound, eval.Units.TotalKl,
-                eval.Units.ActiveUnits(), clock.Elapsed.TotalSeconds);
+                units.ActiveUnits(), clock.Elapsed.TotalSeconds);
             metrics.Add(row);
-            for (int u = 0; u < model.Latent; u++) activity.Add(new ActivityRow(epoch + 1, u, eval.Units.Activity[u], eval.Units.Kl[u]));
+            AddActivity(activity, epoch + 1, units);
             if (configStale)
             {
                 run.WriteConfig(config);
@@ -222,6 +230,12 @@ public static class Trainer
         }
         model.Eval();
         return new TrainingResult(model, metrics);
+    }
+
+    /// <summary>Appends one activity.csv row per latent unit for <paramref name="epoch"/> (0: before training).</summary>
+    static void AddActivity(List<ActivityRow> rows, int epoch, UnitStatistics units)
+    {
+        for (int u = 0; u < units.Activity.Length; u++) rows.Add(new ActivityRow(epoch, u, units.Activity[u], units.Kl[u]));
     }
 
     /// <summary>Whether two configurations agree in every setting (compared as their config.json form).</summary>
