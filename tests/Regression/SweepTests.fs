@@ -168,6 +168,26 @@ let tests =
             Expect.stringContains table.Stdout "Skipped runs:" "skipped list"
             Expect.stringContains table.Stdout (nonNull (Path.GetFileName(List.last (runDirs out)))) "names the broken run"
 
+        testCase "every spec in paper-results/specs expands to the paper's grid, and every model builds" <| fun () ->
+            // The runs each table or figure describes (see the comments at the top of each spec).
+            let expected =
+                [ "seed-runs", 7                 // the seven saved runs
+                  "burda2015-table1", 5          // VAE k = 1; IWAE k = 5, 50; VAE trained with k = 5, 50
+                  "yeung2017-table2", 6          // VAE and eVAE at D = 50, 100, 200
+                  "yeung2017-table4", 90         // 3 D x 6 architectures x (VAE + mVAE, eVAE x K = 3, 4)
+                  "yeung2017-fig7", 27           // 3 D x (VAE + eVAE, mVAE x K = 2, 3, 4, 8)
+                  "yeung2017-fig1-3", 5          // KL weight 1, 0.5, 0.2; dropout 0.5; eVAE
+                  "bettencourt-figures", 30 ]    // (2 decoders + 6 n_z + batch norm + warm-up) x 3 seeds
+            let specs = Directory.GetFiles(Path.Combine(repoRoot, "paper-results", "specs"), "*.toml") |> Array.map Path.GetFileNameWithoutExtension |> Array.sort
+            Expect.equal specs (expected |> List.map fst |> List.toArray |> Array.sort) "one count per spec"
+            for name, count in expected do
+                let plan = SweepPlan.Expand(SweepSpec.Load(Path.Combine(repoRoot, "paper-results", "specs", name + ".toml")), 1)
+                Expect.equal plan.Runs.Count count $"{name}: runs"
+                Expect.isSome (Option.ofObj plan.Table) $"{name}: has a [table]"
+                for run in plan.Runs do
+                    // The model factory's own checks (the mVAE's parameter match, the epitome layout) pass too.
+                    ModelFactory.Build(run.Config, 784, VaeResearch.Engine.Rng(run.Config.Seed, TrainStreams.Init)) |> ignore
+
         testCase "a 4-run sweep on Slurm runs as one array, every run done, with its table" <| fun () ->
             SlurmTests.withCluster SlurmFixture.defaults (fun _ ->
                 use folder = new TempFolder("vae-sweep-slurm-")
