@@ -85,6 +85,7 @@ static class SweepTask
             var args = new List<string> { "eval", runDir, "--k", k.ToString(CultureInfo.InvariantCulture), "--seed", plan.Eval.Seed.ToString(CultureInfo.InvariantCulture) };
             if (plan.Eval.Subset is int subset) args.AddRange(["--subset", subset.ToString(CultureInfo.InvariantCulture)]);
             if (plan.Eval.Binarize is string binarize) args.AddRange(["--binarize", binarize]);
+            if (plan.Eval.Budget is string budget) args.AddRange(["--budget", budget]);
             if (Commands.CommandCatalog.Invoke([.. args, .. common]) is int code and not 0)
                 throw new VaeResearchException($"vae eval failed on {runDir} (exit code {code})");
         }

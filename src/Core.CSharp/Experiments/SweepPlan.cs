@@ -20,7 +20,7 @@ public sealed record PlannedRun(int Index, string Name, string Hash, IReadOnlyDi
 }
 
 /// <summary>The evaluations a sweep runs after training: <c>vae eval --k K</c> when K is set, <c>vae parzen</c> when asked.</summary>
-public sealed record EvalPlan(int? K, int? Subset, string? Binarize, ulong Seed, bool Parzen);
+public sealed record EvalPlan(int? K, int? Subset, string? Binarize, ulong Seed, bool Parzen, string? Budget = null);
 
 /// <summary>
 /// A sweep spec expanded into runs (docs/contracts.md, "sweep.json"): the union over variants of the variant's
@@ -189,7 +189,8 @@ public sealed class SweepPlan
             e["subset"] is { } subset ? (int)spec.Integer(subset, "eval.subset") : null,
             e["binarize"] is { } b ? spec.Text(b, "eval.binarize") : null,
             e["seed"] is { } seed ? (ulong)spec.Integer(seed, "eval.seed") : 0,
-            e["parzen"] is { Value: true });
+            e["parzen"] is { Value: true },
+            e["budget"] is { } budget ? spec.Text(budget, "eval.budget") : null);
     }
 
     static string FolderSafe(string text)

@@ -93,7 +93,7 @@ public sealed class SweepSpec
     /// <summary>Variants: the runs are the union over variants of (variant grid x <see cref="Grid"/>); none means one empty variant.</summary>
     public IReadOnlyList<SpecTable> Variants { get; private set; } = [];
 
-    /// <summary>Evaluations after training (<c>k</c>, <c>subset</c>, <c>binarize</c>, <c>seed</c>, <c>parzen</c>).</summary>
+    /// <summary>Evaluations after training (<c>k</c>, <c>subset</c>, <c>binarize</c>, <c>seed</c>, <c>budget</c>, <c>parzen</c>).</summary>
     public SpecTable Eval { get; private set; } = SpecTable.Empty("eval");
 
     /// <summary>The layout of <c>vae sweep table</c>.</summary>
@@ -231,7 +231,9 @@ public sealed class SweepSpec
 
     void CheckSections()
     {
-        CheckKeys(Eval, ["k", "subset", "binarize", "seed", "parzen"]);
+        CheckKeys(Eval, ["k", "subset", "binarize", "seed", "budget", "parzen"]);
+        if (Eval["budget"] is { } budget && Text(budget, "eval.budget") is not ("per_epitome" or "total" or "ystar"))
+            throw Error(budget, "eval.budget", $"must be per_epitome, total or ystar, got {budget}");
         if (Eval["k"] is { } k && Integer(k, "eval.k") < 1) throw Error(k, "eval.k", "must be >= 1");
         if (Eval["subset"] is { } subset && Integer(subset, "eval.subset") < 1) throw Error(subset, "eval.subset", "must be >= 1");
         if (Eval["binarize"] is { } binarize) Text(binarize, "eval.binarize");
