@@ -115,6 +115,8 @@ let tests =
                   "model=evae,latent=4,epitome_size=4,seed=2", evae, 4, Some 4, 2UL, 2 ]
                 "runs in grid order, named by the settings that vary"
             Expect.equal ((nonNull plan.Runs[2].Settings["latent"]).ToJsonString()) "4" "the variant's value overrides [base]"
+            let burda = expand "name = \"b\"\n[grid]\noptimizer = [\"adam\", \"burda_adam\"]\n[[variants]]\n[[variants]]\nadam_beta1 = 0.5\n"
+            Expect.equal [ for r in burda.Runs -> r.Config.AdamBeta1 ] [ 0.9; 0.99; 0.5; 0.5 ] "beta1: the optimizer's default unless the spec sets it"
 
         testCase "spec mistakes name the file, the line and the key" <| fun () ->
             let cases =

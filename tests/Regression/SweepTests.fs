@@ -256,4 +256,7 @@ let tests =
             let third = folder.Sub "third"
             succeeds [ "train"; "--out"; third; "--config"; Path.Combine(first, "config.json"); "--lr"; "0.001"; "--threads"; "1" ] |> ignore
             Expect.equal (RunFolder.Open(third).ReadConfig().Lr) 0.001 "an option given as well overrides the file"
+            let burda = folder.Sub "burda"
+            succeeds [ "train"; "--out"; burda; "--config"; Path.Combine(first, "config.json"); "--optimizer"; "burda_adam"; "--threads"; "1" ] |> ignore
+            Expect.equal (RunFolder.Open(burda).ReadConfig().AdamBeta1) 0.99 "burda_adam without --adam-beta1 records beta1 = 0.99"
     ]

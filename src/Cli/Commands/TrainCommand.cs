@@ -11,9 +11,6 @@ namespace VaeResearch.Cli.Commands;
 /// <summary><c>vae train --out RUN ...</c>: trains a VAE, IWAE, eVAE or mVAE into a run folder.</summary>
 static class TrainCommand
 {
-    /// <summary>beta1 of Burda et al.'s Adam (their <c>optimizers.py</c> default), taken with --optimizer burda_adam when --adam-beta1 is not given.</summary>
-    const double BurdaAdamBeta1 = 0.99;
-
     public static Command Create()
     {
         var defaults = new TrainConfig();
@@ -109,7 +106,7 @@ static class TrainCommand
         {
             if (parse.GetValue(threads) is int t) Parallelism.Threads = t;
             var optimizerKind = ParseEnum<OptimizerKind>(parse.GetValue(optimizer)!);
-            // burda_adam without --adam-beta1 takes Burda et al.'s default beta1 = 0.99, written explicitly to config.json.
+            // Without --adam-beta1 the optimizer's default beta1 (0.99 for burda_adam), written explicitly to config.json.
             bool burdaBeta1 = optimizerKind == OptimizerKind.BurdaAdam && !parse.IsExplicit(beta1);
             bool Given(Option option) => parse.IsExplicit(option) || (option == beta1 && burdaBeta1);
             var fromOptions = new TrainConfig
@@ -133,7 +130,7 @@ static class TrainCommand
                 Objective = ParseEnum<TrainObjective>(parse.GetValue(objective)!),
                 Optimizer = optimizerKind,
                 Lr = parse.GetValue(lr),
-                AdamBeta1 = burdaBeta1 ? BurdaAdamBeta1 : parse.GetValue(beta1),
+                AdamBeta1 = parse.IsExplicit(beta1) ? parse.GetValue(beta1) : TrainConfig.DefaultAdamBeta1(optimizerKind),
                 AdamBeta2 = parse.GetValue(beta2),
                 AdamEps = parse.GetValue(adamEps),
                 KlWeight = parse.GetValue(klWeight),

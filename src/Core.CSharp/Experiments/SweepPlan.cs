@@ -150,6 +150,8 @@ public sealed class SweepPlan
         try
         {
             config = node.Deserialize<TrainConfig>(RunFolder.Json)!;
+            if (!settings.Any(s => s.Key == "adam_beta1"))
+                config = config with { AdamBeta1 = TrainConfig.DefaultAdamBeta1(config.Optimizer) };
         }
         catch (JsonException e)
         {

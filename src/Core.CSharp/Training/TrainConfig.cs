@@ -131,8 +131,14 @@ public sealed record TrainConfig
     /// <summary>Base learning rate.</summary>
     public double Lr { get; init; } = 1e-3;
 
-    /// <summary>Adam beta1.</summary>
+    /// <summary>Adam beta1 (its default depends on the optimizer: <see cref="DefaultAdamBeta1"/>).</summary>
     public double AdamBeta1 { get; init; } = 0.9;
+
+    /// <summary>
+    /// beta1 when none is given: 0.9 for Adam (the PyTorch rule), 0.99 for <see cref="OptimizerKind.BurdaAdam"/> (the
+    /// default of Burda et al.'s <c>optimizers.py</c>). Front ends apply it and write the value to config.json.
+    /// </summary>
+    public static double DefaultAdamBeta1(OptimizerKind optimizer) => optimizer == OptimizerKind.BurdaAdam ? 0.99 : 0.9;
 
     /// <summary>Adam beta2.</summary>
     public double AdamBeta2 { get; init; } = 0.999;
