@@ -59,16 +59,7 @@ module Report =
 
     /// Distinct labels for the runs: the folder name, with -2, -3, ... appended to repeats.
     let labels (runs: Run list) =
-        let seen = Dictionary<string, int>(StringComparer.OrdinalIgnoreCase)
-        [ for run in runs ->
-              let label = fileLabel run.Name
-              match seen.TryGetValue label with
-              | true, n ->
-                  seen[label] <- n + 1
-                  $"{label}-{n + 1}"
-              | _ ->
-                  seen[label] <- 1
-                  label ]
+        runs |> List.map (fun run -> fileLabel run.Name) |> RunStore.numberRepeats StringComparer.OrdinalIgnoreCase
 
     let private html (s: string) = WebUtility.HtmlEncode s
 

@@ -432,6 +432,19 @@ module RunStore =
         let parzen = run.Parzen |> Option.map (fun p -> sprintf ", Parzen %.1f +/- %.1f" p.LogLikelihood p.StandardError) |> Option.defaultValue ""
         $"{run.Name} ({describe run}): {final}{eval}{parzen}"
 
+    /// The labels in order, with -2, -3, ... appended to the second, third, ... occurrence of a label (compared
+    /// with <c>comparer</c>), so that every label is distinct.
+    let numberRepeats (comparer: StringComparer) (labels: string list) : string list =
+        let seen = Dictionary<string, int>(comparer)
+        [ for label in labels ->
+              match seen.TryGetValue label with
+              | true, n ->
+                  seen[label] <- n + 1
+                  $"{label}-{n + 1}"
+              | _ ->
+                  seen[label] <- 1
+                  label ]
+
     /// <summary>
     /// The runs' labels, their row keys in frames and tables: the last folder names of each run's path, as few as
     /// keep different folders apart (the same number for every run, joined by '/': runs side by side get their
@@ -448,16 +461,7 @@ module RunStore =
         let last n (s: string[]) = String.Join("/", s[max 0 (s.Length - n) ..])
         let deepest = segments |> List.fold (fun m s -> max m s.Length) 1
         let depth = seq { 1 .. deepest } |> Seq.tryFind (fun n -> (segments |> List.map (last n) |> List.distinct).Length = folders)
-        let seen = Dictionary<string, int>()
-        [ for s in segments ->
-              let label = last (Option.defaultValue deepest depth) s
-              match seen.TryGetValue label with
-              | true, n ->
-                  seen[label] <- n + 1
-                  $"{label}-{n + 1}"
-              | _ ->
-                  seen[label] <- 1
-                  label ]
+        segments |> List.map (last (Option.defaultValue deepest depth)) |> numberRepeats StringComparer.Ordinal
 
     /// The backend and thread count config.json records beside the settings ("native" and None when it does not).
     let private recorded (run: Run) =
