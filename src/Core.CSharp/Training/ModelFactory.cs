@@ -29,7 +29,7 @@ public static class ModelFactory
                 if (Math.Abs(count - target) > MixtureParameterTolerance * target)
                     throw new VaeResearchException(
                         $"no mixture of {layout.Count} VAEs with K = {layout.Size} units matches the eVAE's {target} parameters within 5% " +
-                        $"(closest: hidden {string.Join(",", widths)} with {count}); use fewer epitomes or wider --hidden");
+                        $"(closest: hidden {string.Join(",", widths)} with {count}); use fewer epitomes or wider hidden layers");
                 return new MixtureVae(layout, _ => Net(layout.Size, widths));
         }
     }

@@ -314,7 +314,7 @@ public sealed class TrainingDivergedException : VaeResearchException
                (epoch > 1
                    ? $"The last good checkpoint (epoch {epoch - 1}) is kept in {run.Path}; "
                    : $"No epoch completed, so {run.Path} has no checkpoint; ") +
-               "try a smaller --lr, a larger --adam-eps or warm-up (--warmup-epochs).")
+               "try a smaller lr, a larger adam_eps or a KL warm-up (warmup_epochs).")
     {
         Epoch = epoch;
     }
