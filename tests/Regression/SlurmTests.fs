@@ -51,6 +51,28 @@ let squeueStates (cluster: SlurmFixture.Cluster) (job: string) =
     let _, out, _ = SlurmFixture.run cluster ("squeue", [ "-h"; "-j"; job; "-o"; "%i,%T" ])
     out
 
+/// Runs a one-task array script (task 0 = run 6, job 42) under bash with a stand-in `scontrol` that records its
+/// calls in scontrol-calls, sends the batch shell `signal` once the task has started, and returns the script's
+/// exit code and output.
+let private signalArrayTask (temp: TempFolder) (fake: string) (signal: string) =
+    let bin = temp.Sub "bin"
+    Directory.CreateDirectory bin |> ignore
+    writeScript (Path.Combine(bin, "scontrol")) $"""echo "$*" >> {temp.File "scontrol-calls"}"""
+    Directory.CreateDirectory(temp.Sub "slurm") |> ignore
+    let script = temp.File "array.sbatch"
+    File.WriteAllText(script, SlurmExecutor.RenderArray(temp.Path, [| 6 |], 0, 1, 1, S(1, null, []), fake))
+    let info = ProcessStartInfo("/bin/bash", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+    info.ArgumentList.Add script
+    for k, v in [ "SLURM_ARRAY_JOB_ID", "42"; "SLURM_ARRAY_TASK_ID", "0"; "SLURM_JOB_ID", "42" ] do info.Environment[k] <- v
+    info.Environment["PATH"] <- bin + ":" + Environment.GetEnvironmentVariable "PATH"
+    use proc = nonNull (Process.Start info)
+    let output = proc.StandardOutput.ReadToEndAsync()
+    proc.StandardError.ReadToEndAsync() |> ignore
+    waitUntil 10.0 "the task starts" (fun () -> File.Exists(temp.File "starts-6"))
+    SlurmFixture.runWith [] ("/bin/kill", [ signal; string proc.Id ]) |> ignore
+    Expect.isTrue (proc.WaitForExit(TimeSpan.FromSeconds 15.0)) "the script ends after the task stops"
+    proc.ExitCode, output.Result
+
 let private scriptTests =
     testList "script" [
         test "RenderArray writes the header, the throttle, the run lookup and the signal" {
@@ -107,23 +129,8 @@ let private scriptTests =
             use temp = new TempFolder "vae-slurm-signal-"
             // The trainer's behaviour: on SIGTERM, finish the epoch, checkpoint, exit 0.
             let fake = fakeVae temp.Path "trap 'echo stopped >> \"$DIR/stopped-$I\"; exit 0' TERM\nfor s in $(seq 1 200); do sleep 0.1; done\nexit 9"
-            let bin = temp.Sub "bin"
-            Directory.CreateDirectory bin |> ignore
-            writeScript (Path.Combine(bin, "scontrol")) $"""echo "$*" >> {temp.File "scontrol-calls"}"""
-            Directory.CreateDirectory(temp.Sub "slurm") |> ignore
-            let script = temp.File "array.sbatch"
-            File.WriteAllText(script, SlurmExecutor.RenderArray(temp.Path, [| 6 |], 0, 1, 1, S(1, null, []), fake))
-            let info = ProcessStartInfo("/bin/bash", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
-            info.ArgumentList.Add script
-            for k, v in [ "SLURM_ARRAY_JOB_ID", "42"; "SLURM_ARRAY_TASK_ID", "0"; "SLURM_JOB_ID", "42" ] do info.Environment[k] <- v
-            info.Environment["PATH"] <- bin + ":" + Environment.GetEnvironmentVariable "PATH"
-            use proc = nonNull (Process.Start info)
-            let output = proc.StandardOutput.ReadToEndAsync()
-            proc.StandardError.ReadToEndAsync() |> ignore
-            waitUntil 10.0 "the task starts" (fun () -> File.Exists(temp.File "starts-6"))
-            SlurmFixture.runWith [] ("/bin/kill", [ "-USR1"; string proc.Id ]) |> ignore
-            Expect.isTrue (proc.WaitForExit(TimeSpan.FromSeconds 15.0)) "the script ends after the task stops"
-            Expect.equal proc.ExitCode 0 $"the script exits with the task's code (0 after a clean stop): {output.Result}"
+            let code, output = signalArrayTask temp fake "-USR1"
+            Expect.equal code 0 $"the script exits with the task's code (0 after a clean stop): {output}"
             Expect.equal (lines (temp.File "stopped-6")) [| "stopped" |] "the task got SIGTERM once"
             Expect.equal (File.ReadAllText(temp.File "slurm/42_0.exit").Trim()) "0" "exit file"
             Expect.equal (lines (temp.File "scontrol-calls")) [| "requeue 42_0" |] "the task requeues itself by JOBID_TASK"
@@ -132,23 +139,8 @@ let private scriptTests =
         test "TERM is forwarded and does not requeue (bash alone)" {
             use temp = new TempFolder "vae-slurm-term-"
             let fake = fakeVae temp.Path "trap 'exit 5' TERM\nfor s in $(seq 1 200); do sleep 0.1; done\nexit 9"
-            let bin = temp.Sub "bin"
-            Directory.CreateDirectory bin |> ignore
-            writeScript (Path.Combine(bin, "scontrol")) $"""echo "$*" >> {temp.File "scontrol-calls"}"""
-            Directory.CreateDirectory(temp.Sub "slurm") |> ignore
-            let script = temp.File "array.sbatch"
-            File.WriteAllText(script, SlurmExecutor.RenderArray(temp.Path, [| 6 |], 0, 1, 1, S(1, null, []), fake))
-            let info = ProcessStartInfo("/bin/bash", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
-            info.ArgumentList.Add script
-            for k, v in [ "SLURM_ARRAY_JOB_ID", "42"; "SLURM_ARRAY_TASK_ID", "0"; "SLURM_JOB_ID", "42" ] do info.Environment[k] <- v
-            info.Environment["PATH"] <- bin + ":" + Environment.GetEnvironmentVariable "PATH"
-            use proc = nonNull (Process.Start info)
-            let output = proc.StandardOutput.ReadToEndAsync()
-            proc.StandardError.ReadToEndAsync() |> ignore
-            waitUntil 10.0 "the task starts" (fun () -> File.Exists(temp.File "starts-6"))
-            SlurmFixture.runWith [] ("/bin/kill", [ "-TERM"; string proc.Id ]) |> ignore
-            Expect.isTrue (proc.WaitForExit(TimeSpan.FromSeconds 15.0)) "the script ends after the task stops"
-            Expect.equal proc.ExitCode 5 $"the task's own code, not the signal's: {output.Result}"
+            let code, output = signalArrayTask temp fake "-TERM"
+            Expect.equal code 5 $"the task's own code, not the signal's: {output}"
             Expect.equal (File.ReadAllText(temp.File "slurm/42_0.exit").Trim()) "5" "exit file"
             Expect.isFalse (File.Exists(temp.File "scontrol-calls")) "no requeue after TERM"
         }
