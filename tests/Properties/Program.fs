@@ -20,5 +20,6 @@ let main argv =
           ProtocolTests.tests
           EpitomeProtocolTests.tests
           ActivityProtocolTests.tests
-          SweepTests.tests ]
+          SweepTests.tests
+          ElfTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv
