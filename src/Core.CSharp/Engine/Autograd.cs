@@ -36,11 +36,14 @@ public static class Autograd
 
 public sealed partial class Tensor
 {
+    /// <summary>Reverse-mode differentiation from this one-element tensor with seed 1.</summary>
+    public void Backward() => Backward(1f);
+
     /// <summary>
     /// Reverse-mode differentiation from this one-element tensor: accumulates d(this)/d(leaf) * <paramref name="seed"/>
     /// into the gradient of every leaf that requires one.
     /// </summary>
-    public void Backward(float seed = 1f)
+    public void Backward(float seed)
     {
         if (Size != 1)
             throw new InvalidOperationException($"Backward() needs a one-element result, got shape {ShapeString(shape)}");

@@ -13,7 +13,7 @@ namespace VaeResearch.Engine;
 /// ends, so a training step allocates no large arrays once its shapes have been seen.
 /// Ops are instance methods defined one concept per file under <c>Engine/Ops</c>.
 /// </remarks>
-public sealed partial class Tensor
+public sealed partial class Tensor : Compute.ITensor<Tensor>
 {
     internal float[] buffer;
     internal int offset;
@@ -69,6 +69,25 @@ public sealed partial class Tensor
 
     /// <summary>A copy of the values.</summary>
     public float[] ToArray() => Data.ToArray();
+
+    /// <inheritdoc/>
+    public void CopyTo(Span<float> destination)
+    {
+        if (destination.Length != Size)
+            throw new ArgumentException($"a tensor of shape {ShapeString(shape)} copies to {Size} values, not {destination.Length}", nameof(destination));
+        Data.CopyTo(destination);
+    }
+
+    /// <inheritdoc/>
+    public void CopyFrom(ReadOnlySpan<float> source)
+    {
+        if (source.Length != Size)
+            throw new ArgumentException($"a tensor of shape {ShapeString(shape)} takes {Size} values, not {source.Length}", nameof(source));
+        source.CopyTo(Data);
+    }
+
+    /// <inheritdoc/>
+    public float[] GradToArray() => gradBuffer is null ? new float[Size] : Grad.ToArray();
 
     /// <inheritdoc/>
     public override string ToString() => $"Tensor{ShapeString(shape)}{(RequiresGrad ? " requires_grad" : "")}";

@@ -31,7 +31,7 @@ public enum OptimizerKind
 /// Constructing the optimizer rebinds each parameter's values and gradient to views of the shared
 /// buffers (values are kept); the parameter tensors themselves stay the same objects.
 /// </remarks>
-public sealed class Adam
+public sealed class Adam : Compute.IOptimizer
 {
     readonly float[] values, grads, m, v;
 
