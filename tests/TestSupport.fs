@@ -13,6 +13,9 @@ open Expecto
 /// An FsCheck configuration that replays (seed, gamma) and runs maxTest cases. Every property of the
 /// suite is seeded, so every run draws the same cases; a failure prints the replay triple, which can be
 /// pasted into `replayed` below (see README, "Replaying a failing property").
+/// The native engine as a compute context: the first argument of every model and layer built in a test.
+let native: VaeResearch.Compute.ComputeContext<VaeResearch.Engine.Tensor> = VaeResearch.Compute.NativeContext.Cpu
+
 let seeded (seed: uint64 * uint64) (maxTest: int) : FsCheckConfig =
     { FsCheckConfig.defaultConfig with maxTest = maxTest; replay = Some(fst seed, snd seed, None) }
 

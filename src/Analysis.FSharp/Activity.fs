@@ -77,7 +77,7 @@ module Activity =
     /// A_u and the per-unit KL of <paramref name="model"/> over <paramref name="count"/> images [count, N]
     /// (models with epitomes use each image's best y*), in evaluation mode.
     /// </summary>
-    let ofImages (model: GenerativeModel) (images: float32[]) (count: int) : UnitActivity[] =
+    let ofImages (model: IGenerativeModel) (images: float32[]) (count: int) : UnitActivity[] =
         if count < 1 then invalidArg (nameof count) $"activity needs at least one image, got {count}"
         // NOTE: k = 1 and any noise: only the unit statistics are used, and they do not depend on the noise
         // (posterior means and the analytic KL).

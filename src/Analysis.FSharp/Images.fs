@@ -49,7 +49,7 @@ module Images =
     /// Reconstructions (eVAE paper, Figure 9): the first <paramref name="count"/> images as the model sees them fill
     /// whole rows of <paramref name="columns"/>, then their reconstructions E[x | z = E_q[z|x]] start on a fresh row.
     /// </summary>
-    let reconstructions (model: GenerativeModel) (images: float32[]) (count: int) (columns: int) (path: string) =
+    let reconstructions (model: IGenerativeModel) (images: float32[]) (count: int) (columns: int) (path: string) =
         if count < 1 || columns < 1 then raise (VaeResearchException($"reconstructions need n >= 1 and columns >= 1, got {count} and {columns}"))
         let dim = model.Input
         let output = Evaluation.Reconstructions(model, images, count)
@@ -60,27 +60,24 @@ module Images =
         ImageGrid.SavePng(path, ReadOnlySpan grid, 2 * rows * columns, Side, Side, Nullable columns)
 
     /// <paramref name="count"/> samples from the prior (decoder means), drawn as <c>vae sample --seed SEED</c> draws them.
-    let samples (model: GenerativeModel) (count: int) (seed: uint64) (path: string) =
+    let samples (model: IGenerativeModel) (count: int) (seed: uint64) (path: string) =
         if count < 1 then raise (VaeResearchException($"samples need n >= 1, got {count}"))
-        use _ = Autograd.NoGrad()
-        let values = model.Sample(count, Rng(seed, TrainStreams.Tool 2u)).ToArray()
+        let values = Evaluation.Samples(model, count, Rng(seed, TrainStreams.Tool 2u))
         ImageGrid.SavePng(path, ReadOnlySpan values, count, Side, Side, Nullable())
 
     /// <summary>
     /// Per-epitome samples (eVAE paper, Figure 5 and 6): row y holds <paramref name="perGroup"/> decoder means for
     /// z ~ N(0, I) with epitome (or mixture component) y fixed. Models without groups are an error.
     /// </summary>
-    let epitomeSamples (model: GenerativeModel) (perGroup: int) (seed: uint64) (path: string) =
+    let epitomeSamples (model: IGenerativeModel) (perGroup: int) (seed: uint64) (path: string) =
         if model.Groups < 2 then raise (VaeResearchException("per-epitome samples need an eVAE or mVAE (the model has no epitomes)"))
         if perGroup < 1 then raise (VaeResearchException($"samples per epitome must be >= 1, got {perGroup}"))
         let count = model.Groups * perGroup
         let groups = Array.init count (fun i -> i / perGroup)
         let rng = Rng(seed, TrainStreams.Tool 6u)
-        use _ = Autograd.NoGrad()
-        use _ = Workspace.Begin()
-        let z = Tensor.Empty(count, model.Latent)
-        rng.FillNormal z.Data
-        let values = model.DecodeMean(z, ReadOnlySpan groups).ToArray()
+        let z = Array.zeroCreate<float32> (count * model.Latent)
+        rng.FillNormal(Span z)
+        let values = model.Evaluator.DecodeMeans(z, groups)
         ImageGrid.SavePng(path, ReadOnlySpan values, count, Side, Side, Nullable perGroup)
 
     /// <summary>
@@ -88,7 +85,7 @@ module Images =
     /// <paramref name="unitY"/> take Phi^-1 of linspace(0.05, 0.95, steps) (z_x grows to the right, z_y upwards),
     /// the other units are 0, decoded through <paramref name="group"/> (0 for a VAE).
     /// </summary>
-    let manifoldOf (model: GenerativeModel) (unitX: int) (unitY: int) (group: int) (steps: int) (path: string) =
+    let manifoldOf (model: IGenerativeModel) (unitX: int) (unitY: int) (group: int) (steps: int) (path: string) =
         if steps < 2 then raise (VaeResearchException($"the lattice needs at least 2 steps, got {steps}"))
         for u in [ unitX; unitY ] do
             if u < 0 || u >= model.Latent then raise (VaeResearchException($"unit {u} is outside the latent units [0, {model.Latent})"))
@@ -96,20 +93,17 @@ module Images =
         let p0, p1 = LatticeProbabilities
         let values = Array.init steps (fun i -> inverseNormalCdf (p0 + (p1 - p0) * float i / float (steps - 1)))
         let count = steps * steps
-        use _ = Autograd.NoGrad()
-        use _ = Workspace.Begin()
-        let z = Tensor.Zeros(count, model.Latent)
-        let data = z.Data
+        let data = Array.zeroCreate<float32> (count * model.Latent)
         for row in 0 .. steps - 1 do
             for column in 0 .. steps - 1 do
                 let i = row * steps + column
                 data[i * model.Latent + unitX] <- float32 values[column]
                 data[i * model.Latent + unitY] <- float32 values[steps - 1 - row]
-        let decoded = model.DecodeMean(z, ReadOnlySpan(Array.create count group)).ToArray()
+        let decoded = model.Evaluator.DecodeMeans(data, Array.create count group)
         ImageGrid.SavePng(path, ReadOnlySpan decoded, count, Side, Side, Nullable steps)
 
     /// The manifold lattice of a model with a 2-D latent space (units 0 and 1, group 0).
-    let manifold (model: GenerativeModel) (steps: int) (path: string) =
+    let manifold (model: IGenerativeModel) (steps: int) (path: string) =
         if model.Latent <> 2 then raise (VaeResearchException($"the manifold lattice needs a 2-D latent space, the model has D = {model.Latent}"))
         manifoldOf model 0 1 0 steps path
 

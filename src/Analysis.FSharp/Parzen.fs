@@ -191,8 +191,7 @@ module Parzen =
     /// </summary>
     let samplesOfRun (trained: TrainedRun) (n: int) (seed: uint64) : Points =
         if n < 1 then raise (VaeResearchException($"--n must be >= 1, got {n}"))
-        use _ = Autograd.NoGrad()
-        let values = trained.Model.Sample(n, Rng(seed, TrainStreams.Tool 2u)).ToArray()
+        let values = Evaluation.Samples(trained.Model, n, Rng(seed, TrainStreams.Tool 2u))
         points values n trained.Model.Input
 
     /// <summary>

@@ -434,30 +434,30 @@ let tests =
                     Expect.isFalse (lo <= (var / (1.0 / float fanIn)) && (var / (1.0 / float fanIn)) <= hi) ($"{what}: indistinguishable from 1 / fanIn")
 
         testCase "Linear layers start with Xavier weights [out, in] and zero bias, reproducibly from the seed" <| fun () ->
-            let layer = Linear(300, 100, Rng 9UL)
+            let layer = Linear(native, 300, 100, Rng 9UL)
             Expect.equal layer.Weight.Shape ([| 100; 300 |]) "layer.Weight.Shape"
             Expect.allEqual (layer.Bias.ToArray()) 0.0f "layer.Bias.ToArray()"
             let _, var = sampleStats (layer.Weight.ToArray())
             let lo, hi = varianceRatioBounds layer.Weight.Size
             inRange lo hi (var / (2.0 / 400.0)) "var / (2.0 / 400.0)"
-            Expect.equal (Linear(300, 100, Rng 9UL).Weight.ToArray()) (layer.Weight.ToArray()) "Linear(300, 100, Rng 9UL).Weight.ToArray()"
+            Expect.equal (Linear(native, 300, 100, Rng 9UL).Weight.ToArray()) (layer.Weight.ToArray()) "Linear(native, 300, 100, Rng 9UL).Weight.ToArray()"
 
         // ---------------------------------------------------------------------------------------------
         // 5. Dropout
         testCase "Dropout is the identity in evaluation mode and with p = 0" <| fun () ->
             let x = Tensor.FromArray([| 1.0f; -2.0f; 3.5f; 0.0f |], 2, 2)
-            let d = Dropout 0.5f
+            let d = Dropout(native, 0.5f)
             d.Eval()
             Expect.equal (d.Forward(x, Rng 1UL).ToArray()) (x.ToArray()) "d.Forward(x, Rng 1UL).ToArray()"
-            let zero = Dropout 0.0f
+            let zero = Dropout(native, 0.0f)
             Expect.isTrue zero.Training "zero.Training"
             Expect.equal (zero.Forward(x, Rng 1UL).ToArray()) (x.ToArray()) "zero.Forward(x, Rng 1UL).ToArray()"
-            catches<ArgumentOutOfRangeException> (fun () -> Dropout 1.0f |> ignore) |> ignore
+            catches<ArgumentOutOfRangeException> (fun () -> Dropout(native, 1.0f) |> ignore) |> ignore
 
         testCase "Dropout in training keeps the mean, with mask values in {0, 1/(1-p)} (6 sigma, failure probability 2e-9 per check)" <| fun () ->
             let n = 200_000
             for p, seed in [ 0.1f, 1UL; 0.5f, 2UL; 0.8f, 3UL ] do
-                let d = Dropout p
+                let d = Dropout(native, p)
                 let x = Tensor.Parameter(Array.create n 1.0f, n)
                 let y = d.Forward(x, Rng seed)
                 let mask = y.ToArray()
@@ -477,14 +477,14 @@ let tests =
                 let out = d.Forward(v, Rng seed).ToArray()
                 Expect.isTrue (Array.forall2 (fun (o: float32) (a: float32) -> o = 0.0f || o = a * keep) out (v.ToArray())) "Array.forall2 (fun (o: float32) (a: float32) -> o = 0.0f || o = a * keep) out (v.ToArray())"
             // Same seed and position, same mask; a fresh stream, another mask.
-            let d = Dropout 0.5f
+            let d = Dropout(native, 0.5f)
             let ones = Tensor.FromArray(Array.create 1000 1.0f, 1000)
             Expect.equal (d.Forward(ones, Rng 5UL).ToArray()) (d.Forward(ones, Rng 5UL).ToArray()) "d.Forward(ones, Rng 5UL).ToArray()"
             Expect.notEqual (d.Forward(ones, Rng 5UL).ToArray()) (d.Forward(ones, Rng 6UL).ToArray()) "d.Forward(ones, Rng 5UL).ToArray()"
 
         testCase "BatchNorm1d running statistics update as PyTorch's (momentum 0.1, unbiased variance)" <| fun () ->
             let d = 3
-            let bn = BatchNorm1d d
+            let bn = BatchNorm1d(native, d)
             Expect.equal bn.Momentum 0.1f "bn.Momentum"
             Expect.allEqual (bn.RunningMean.ToArray()) 0.0f "bn.RunningMean.ToArray()"
             Expect.allEqual (bn.RunningVar.ToArray()) 1.0f "bn.RunningVar.ToArray()"
@@ -509,7 +509,7 @@ let tests =
 
         testCase "BatchNorm1d in evaluation mode uses the running statistics: a row's output does not depend on the other rows" <| fun () ->
             let d = 4
-            let bn = BatchNorm1d d
+            let bn = BatchNorm1d(native, d)
             let r = Random 11
             for _ in 1 .. 3 do
                 bn.Forward(Tensor.FromArray(batchOf r 6 d, 6, d)) |> ignore
@@ -539,7 +539,7 @@ let tests =
         // ---------------------------------------------------------------------------------------------
         // 7. Module names, reshape, shape errors, no-grad mode
         testCase "Mlp with batch norm names its state hidden.{i}.weight|bias and norm.{i}.weight|bias|running_mean|running_var" <| fun () ->
-            let mlp = Mlp(4, [| 3; 2 |], Activation.Softplus, true, Rng 1UL)
+            let mlp = Mlp(native, 4, [| 3; 2 |], Activation.Softplus, true, Rng 1UL)
             let state = mlp.StateDict() |> Seq.map (fun t -> t.Name, t.Shape) |> List.ofSeq
             let expected =
                 [ "hidden.0.weight", [| 3; 4 |]; "hidden.0.bias", [| 3 |]; "hidden.1.weight", [| 2; 3 |]; "hidden.1.bias", [| 2 |]
@@ -550,14 +550,14 @@ let tests =
             Expect.equal (mlp.NamedParameters() |> Seq.map (fun struct (name, _) -> name) |> List.ofSeq) (List.map fst expected |> List.take 8) "mlp.NamedParameters() |> Seq.map (fun struct (name, _) -> name) |> List.ofSeq"
             Expect.equal (mlp.ParameterCount()) (3L * 4L + 3L + 2L * 3L + 2L + 2L * 3L + 2L * 2L) "mlp.ParameterCount()"
             // Without batch norm: only the hidden layers. The state is a copy, not a view.
-            let plain = Mlp(4, [| 3 |], Activation.Tanh, false, Rng 1UL)
+            let plain = Mlp(native, 4, [| 3 |], Activation.Tanh, false, Rng 1UL)
             Expect.equal (plain.StateDict() |> Seq.map (fun t -> t.Name) |> List.ofSeq) ([ "hidden.0.weight"; "hidden.0.bias" ]) "plain.StateDict() |> Seq.map (fun t -> t.Name) |> List.ofSeq"
             let copy = (Seq.head (plain.StateDict())).Data
             copy[0] <- 1e6f
             Expect.notEqual ((Seq.head (plain.StateDict())).Data[0]) 1e6f "(Seq.head (plain.StateDict())).Data[0]"
 
         testCase "Train and Eval switch every submodule" <| fun () ->
-            let mlp = Mlp(4, [| 3; 2 |], Activation.Relu, true, Rng 1UL)
+            let mlp = Mlp(native, 4, [| 3; 2 |], Activation.Relu, true, Rng 1UL)
             let x = Tensor.FromArray(Array.init 8 float32, 2, 4)
             mlp.Eval()
             Expect.isFalse mlp.Training "mlp.Training"

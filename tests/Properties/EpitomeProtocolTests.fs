@@ -35,12 +35,12 @@ let private binary (seed: uint64) (n: int) (dim: int) =
 
 /// A small eVAE, D = 8, K = s = 3 with the cover layout (three epitomes: [0, 3), [3, 6), [5, 8)).
 let private smallEvae (seed: uint64) (input: int) =
-    let net = Vae(input, 8, [| 6 |], Activation.Softplus, DecoderKind.Bernoulli, false, 0.0f, Rng(seed))
+    let net = Vae(native, input, 8, [| 6 |], Activation.Softplus, DecoderKind.Bernoulli, false, 0.0f, Rng(seed))
     EpitomicVae(net, EpitomeLayout.Create(8, 3, 3, EpitomeLayoutKind.Cover))
 
 /// The plug-in score of every epitome, computed apart from the model: the masked posterior mean decoded, and the KL
 /// of the epitome's units in double precision; [G][n].
-let private independentPlugInScores (evae: EpitomicVae) (x: Tensor) =
+let private independentPlugInScores (evae: EpitomicVae<Tensor>) (x: Tensor) =
     use _noGrad = Autograd.NoGrad()
     let n, d, layout = x.Dim 0, evae.Latent, evae.Layout
     let q = evae.Network.Encoder.Forward x
@@ -73,7 +73,7 @@ let tests =
     testList "EpitomeProtocol" [
         testCase "evae_first_epoch assign: epoch 1 uses argmin C_evae under the initial parameters (Algorithm 1, step 3)" <| fun () ->
             let data = Trainer.LoadData(config, null, null)
-            let model = ModelFactory.Build(config, data.Train.Dim, Rng(config.Seed, TrainStreams.Init)) :?> EpitomicVae
+            let model = ModelFactory.Build(config, data.Train.Dim, Rng(config.Seed, TrainStreams.Init)) :?> EpitomicVae<Tensor>
             let binarizer = Binarizer(data.Train, config.EffectiveBinarization, config.Seed)
             let assignment = Trainer.EpochAssignment(model, config, binarizer, 0)
             model.Eval()
@@ -194,7 +194,7 @@ let tests =
                 Expect.isLessThanOrEqual ystar[i] (marginal + 1e-9) $"example {i}: ystar <= marginal"
 
         testCase "gaussian_logvar unbounded: a linear log-variance reaches values the tanh bound cannot" <| fun () ->
-            let build kind = Vae(9, 2, [| 4 |], Activation.Softplus, DecoderKind.Gaussian, false, 0.0f, Rng(8UL), logVariance = kind)
+            let build kind = Vae(native, 9, 2, [| 4 |], Activation.Softplus, DecoderKind.Gaussian, false, 0.0f, Rng(8UL), logVariance = kind)
             let z = Tensor.FromArray([| 0.5f; -1.0f; 2.0f; 0.0f |], 2, 2)
             let logVar (kind: GaussianLogVariance) =
                 let vae = build kind

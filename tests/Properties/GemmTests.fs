@@ -7,7 +7,7 @@ module VaeResearch.Properties.GemmTests
 //      nor written (sentinel); a negative control shows the tolerance catches one missing term;
 //   2. the managed result is bitwise identical for any thread count and from run to run;
 //   3. degenerate problems (m, n or k = 0; alpha = 0) follow BLAS;
-//   4. bad arguments raise ArgumentException naming the argument; a bad VAE_BLAS raises
+//   4. bad arguments raise ArgumentException naming the argument; a bad VAE_GEMM raises
 //      VaeResearchException naming the variable and the fix.
 // Every property runs from the fixed FsCheck seed below; a failing case prints as a Case record and
 // belongs in `regressionCases` once fixed.
@@ -180,7 +180,7 @@ let private requireOpenBlas () =
     let why = if Gemm.OpenBlasAvailable then None else Some OpenBlas.LoadError
     requireNative "OpenBLAS" why OpenBlas.InstallHint
 
-let private requireBackend backend = if backend = GemmBackend.OpenBlas then requireOpenBlas ()
+let private requireBackend backend = if backend = GemmKernel.OpenBlas then requireOpenBlas ()
 
 let private checkBackend backend (c: Case) =
     let o = operands c
@@ -229,18 +229,18 @@ let tests =
         // ---------------------------------------------------------------------------------------------
         // 1. Agreement with the double-precision oracle
         property Seed 250 "managed backend matches a double-precision triple loop" <| fun () ->
-            Prop.forAll arbCase (checkBackend GemmBackend.Managed)
+            Prop.forAll arbCase (checkBackend GemmKernel.Managed)
 
         property Seed 250 "OpenBLAS backend matches a double-precision triple loop" <| fun () ->
             requireOpenBlas ()
-            Prop.forAll arbCase (checkBackend GemmBackend.OpenBlas)
+            Prop.forAll arbCase (checkBackend GemmKernel.OpenBlas)
 
         testCase "regression cases: both backends match the oracle" <| fun () ->
             for c in regressionCases do
-                checkBackend GemmBackend.Managed c
+                checkBackend GemmKernel.Managed c
             requireOpenBlas ()
             for c in regressionCases do
-                checkBackend GemmBackend.OpenBlas c
+                checkBackend GemmKernel.OpenBlas c
 
         property Seed 150 "every supported managed kernel matches the oracle with 1 to 3 workers" <| fun () ->
             let arb =
@@ -266,7 +266,7 @@ let tests =
                 o.A[k - 1] <- 1.0f
                 o.B[k - 1] <- 1.0f
                 let expected, bound = oracle c o
-                let got = runBackend GemmBackend.Managed c o
+                let got = runBackend GemmKernel.Managed c o
                 verify "managed" c o expected bound got
                 let dropped i j = if i = 0 && j = 0 then expected i j - 1.0 else expected i j
                 throws<Exception> (fun () -> verify "control" c o dropped bound got) |> ignore
@@ -310,7 +310,7 @@ let tests =
         // ---------------------------------------------------------------------------------------------
         // 3. Degenerate problems (BLAS semantics)
         testList "k = 0 scales C by beta, and beta = 0 clears NaN" [
-            for backend in [ GemmBackend.Managed; GemmBackend.OpenBlas ] ->
+            for backend in [ GemmKernel.Managed; GemmKernel.OpenBlas ] ->
                 testCase (sprintf "%A" backend) <| fun () ->
                 requireBackend backend
                 let c = [| Single.NaN; Single.PositiveInfinity; 3.0f; Sentinel; -1.0f; Single.NaN; 2.0f; Sentinel |]
@@ -323,7 +323,7 @@ let tests =
         ]
 
         testList "alpha = 0 does not read A or B" [
-            for backend in [ GemmBackend.Managed; GemmBackend.OpenBlas ] ->
+            for backend in [ GemmKernel.Managed; GemmKernel.OpenBlas ] ->
                 testCase (sprintf "%A" backend) <| fun () ->
                 requireBackend backend
                 let a = Array.create 6 Single.NaN
@@ -334,7 +334,7 @@ let tests =
         ]
 
         testList "m = 0 or n = 0 is a no-op" [
-            for backend in [ GemmBackend.Managed; GemmBackend.OpenBlas ] ->
+            for backend in [ GemmKernel.Managed; GemmKernel.OpenBlas ] ->
                 testCase (sprintf "%A" backend) <| fun () ->
                 requireBackend backend
                 let a = Array.create 12 1.0f
@@ -345,7 +345,7 @@ let tests =
         ]
 
         testList "bad arguments raise ArgumentException naming the argument" [
-            for backend in [ GemmBackend.Managed; GemmBackend.OpenBlas ] ->
+            for backend in [ GemmKernel.Managed; GemmKernel.OpenBlas ] ->
                 testCase (sprintf "%A" backend) <| fun () ->
                 for (what, param, ta, tb, m, n, k, aLen, lda, bLen, ldb, cLen, ldc) in badArguments do
                     let a, b, c = Array.zeroCreate<float32> aLen, Array.zeroCreate<float32> bLen, Array.zeroCreate<float32> cLen
@@ -359,15 +359,15 @@ let tests =
         testCase "the smallest valid arguments are accepted" <| fun () ->
             // The bounds of badArguments are tight: one more element or one more ld makes each call valid.
             let a, b, c = Array.zeroCreate<float32> 12, Array.zeroCreate<float32> 8, Array.zeroCreate<float32> 6
-            Gemm.Sgemm(GemmBackend.Managed, false, false, 3, 2, 4, 1.0f, ReadOnlySpan a, 4, ReadOnlySpan b, 2, 0.0f, Span c, 2)
-            Gemm.Sgemm(GemmBackend.Managed, true, true, 3, 2, 4, 1.0f, ReadOnlySpan a, 3, ReadOnlySpan b, 4, 0.0f, Span c, 2)
-            Gemm.Sgemm(GemmBackend.Managed, false, false, 0, 2, 0, 1.0f, ReadOnlySpan<float32>([||]), 1, ReadOnlySpan<float32>([||]), 2, 0.0f, Span<float32>([||]), 2)
+            Gemm.Sgemm(GemmKernel.Managed, false, false, 3, 2, 4, 1.0f, ReadOnlySpan a, 4, ReadOnlySpan b, 2, 0.0f, Span c, 2)
+            Gemm.Sgemm(GemmKernel.Managed, true, true, 3, 2, 4, 1.0f, ReadOnlySpan a, 3, ReadOnlySpan b, 4, 0.0f, Span c, 2)
+            Gemm.Sgemm(GemmKernel.Managed, false, false, 0, 2, 0, 1.0f, ReadOnlySpan<float32>([||]), 1, ReadOnlySpan<float32>([||]), 2, 0.0f, Span<float32>([||]), 2)
             Expect.allEqual c 0.0f "c"
 
         testCase "an undefined backend value is rejected" <| fun () ->
             let e =
                 throws<ArgumentOutOfRangeException> (fun () ->
-                    Gemm.Sgemm(enum<GemmBackend> 7, false, false, 1, 1, 1, 1.0f, ReadOnlySpan [| 1.0f |], 1,
+                    Gemm.Sgemm(enum<GemmKernel> 7, false, false, 1, 1, 1, 1.0f, ReadOnlySpan [| 1.0f |], 1,
                                ReadOnlySpan [| 1.0f |], 1, 0.0f, Span [| 0.0f |], 1))
             Expect.equal e.ParamName ("backend") "e.ParamName"
 
@@ -375,59 +375,59 @@ let tests =
             let e = throws<ArgumentOutOfRangeException> (fun () -> Gemm.SetThreads 0)
             Expect.equal e.ParamName ("threads") "e.ParamName"
 
-        testCase "VAE_BLAS selects the backend" <| fun () ->
-            Expect.equal (Gemm.SelectBackend(null, yes, why)) GemmBackend.OpenBlas "Gemm.SelectBackend(null, yes, why)"
-            Expect.equal (Gemm.SelectBackend(null, no, why)) GemmBackend.Managed "Gemm.SelectBackend(null, no, why)"
-            Expect.equal (Gemm.SelectBackend("", yes, why)) GemmBackend.OpenBlas "Gemm.SelectBackend(\"\", yes, why)"
-            Expect.equal (Gemm.SelectBackend("managed", yes, why)) GemmBackend.Managed "Gemm.SelectBackend(\"managed\", yes, why)"
-            Expect.equal (Gemm.SelectBackend(" Managed ", no, why)) GemmBackend.Managed "Gemm.SelectBackend(\" Managed \", no, why)"
-            Expect.equal (Gemm.SelectBackend("openblas", yes, why)) GemmBackend.OpenBlas "Gemm.SelectBackend(\"openblas\", yes, why)"
-            Expect.equal (Gemm.SelectBackend("OpenBLAS", yes, why)) GemmBackend.OpenBlas "Gemm.SelectBackend(\"OpenBLAS\", yes, why)"
+        testCase "VAE_GEMM selects the backend" <| fun () ->
+            Expect.equal (Gemm.SelectKernel(null, yes, why)) GemmKernel.OpenBlas "Gemm.SelectKernel(null, yes, why)"
+            Expect.equal (Gemm.SelectKernel(null, no, why)) GemmKernel.Managed "Gemm.SelectKernel(null, no, why)"
+            Expect.equal (Gemm.SelectKernel("", yes, why)) GemmKernel.OpenBlas "Gemm.SelectKernel(\"\", yes, why)"
+            Expect.equal (Gemm.SelectKernel("managed", yes, why)) GemmKernel.Managed "Gemm.SelectKernel(\"managed\", yes, why)"
+            Expect.equal (Gemm.SelectKernel(" Managed ", no, why)) GemmKernel.Managed "Gemm.SelectKernel(\" Managed \", no, why)"
+            Expect.equal (Gemm.SelectKernel("openblas", yes, why)) GemmKernel.OpenBlas "Gemm.SelectKernel(\"openblas\", yes, why)"
+            Expect.equal (Gemm.SelectKernel("OpenBLAS", yes, why)) GemmKernel.OpenBlas "Gemm.SelectKernel(\"OpenBLAS\", yes, why)"
 
-        testCase "VAE_BLAS=openblas without the library names the variable and the fix" <| fun () ->
-            let e = throws<VaeResearchException> (fun () -> Gemm.SelectBackend("openblas", no, why) |> ignore)
-            Expect.stringContains e.Message ("VAE_BLAS=openblas") "e.Message"
+        testCase "VAE_GEMM=openblas without the library names the variable and the fix" <| fun () ->
+            let e = throws<VaeResearchException> (fun () -> Gemm.SelectKernel("openblas", no, why) |> ignore)
+            Expect.stringContains e.Message ("VAE_GEMM=openblas") "e.Message"
             Expect.stringContains e.Message OpenBlas.LibraryName "the library it tried"
             Expect.stringContains e.Message ("cannot open shared object file") "e.Message"
             Expect.stringContains e.Message ("apt-get install -y libopenblas0-pthread") "e.Message"
-            Expect.stringContains e.Message ("VAE_BLAS=managed") "e.Message"
+            Expect.stringContains e.Message ("VAE_GEMM=managed") "e.Message"
 
-        testCase "an unknown VAE_BLAS value names the variable and the valid values" <| fun () ->
+        testCase "an unknown VAE_GEMM value names the variable and the valid values" <| fun () ->
             for value in [ "mkl"; "OPENBLAS2"; "1" ] do
-                let e = throws<VaeResearchException> (fun () -> Gemm.SelectBackend(value, yes, why) |> ignore)
-                Expect.stringContains e.Message ($"VAE_BLAS='{value}'") "e.Message"
+                let e = throws<VaeResearchException> (fun () -> Gemm.SelectKernel(value, yes, why) |> ignore)
+                Expect.stringContains e.Message ($"VAE_GEMM='{value}'") "e.Message"
                 Expect.stringContains e.Message ("'managed' or 'openblas'") "e.Message"
 
-        testCase "a bad VAE_BLAS surfaces as VaeResearchException when the backend is first needed" <| fun () ->
+        testCase "a bad VAE_GEMM surfaces as VaeResearchException when the backend is first needed" <| fun () ->
             // NOTE: mutates the process environment and the cached choice; the test program runs its tests
             // in sequence (TestSupport.runSuite), and both are restored below.
-            let saved = Environment.GetEnvironmentVariable "VAE_BLAS"
+            let saved = Environment.GetEnvironmentVariable "VAE_GEMM"
             let one = [| 1.0f |]
             try
-                Environment.SetEnvironmentVariable("VAE_BLAS", "cuda")
-                Gemm.ResetBackendSelection()
+                Environment.SetEnvironmentVariable("VAE_GEMM", "cuda")
+                Gemm.ResetKernelSelection()
                 for what, action in
-                    [ "Backend", (fun () -> Gemm.Backend |> ignore)
-                      "BackendDescription", (fun () -> Gemm.BackendDescription |> ignore)
+                    [ "Kernel", (fun () -> Gemm.Kernel |> ignore)
+                      "KernelDescription", (fun () -> Gemm.KernelDescription |> ignore)
                       "Sgemm", (fun () -> Gemm.Sgemm(false, false, 1, 1, 1, 1.0f, ReadOnlySpan one, 1, ReadOnlySpan one, 1, 0.0f, Span [| 0.0f |], 1)) ] do
                     let e = throws<VaeResearchException> action
-                    Expect.stringContains e.Message ("VAE_BLAS='cuda'") what
-                Environment.SetEnvironmentVariable("VAE_BLAS", "managed")
-                Gemm.ResetBackendSelection()
-                Expect.equal Gemm.Backend GemmBackend.Managed "Gemm.Backend"
-                Expect.stringStarts Gemm.BackendDescription ("managed ") "Gemm.BackendDescription"
+                    Expect.stringContains e.Message ("VAE_GEMM='cuda'") what
+                Environment.SetEnvironmentVariable("VAE_GEMM", "managed")
+                Gemm.ResetKernelSelection()
+                Expect.equal Gemm.Kernel GemmKernel.Managed "Gemm.Kernel"
+                Expect.stringStarts Gemm.KernelDescription ("managed ") "Gemm.KernelDescription"
             finally
-                Environment.SetEnvironmentVariable("VAE_BLAS", saved)
-                Gemm.ResetBackendSelection()
+                Environment.SetEnvironmentVariable("VAE_GEMM", saved)
+                Gemm.ResetKernelSelection()
 
         testCase "OpenBLAS loads (CI installs libopenblas0-pthread)" <| fun () ->
             requireOpenBlas ()
-            let description = Gemm.Describe GemmBackend.OpenBlas
+            let description = Gemm.Describe GemmKernel.OpenBlas
             Expect.stringStarts description $"openblas ({OpenBlas.LibraryName}, " "description"
             printfn "%s" description
 
         testCase "the managed backend describes its kernel and threads" <| fun () ->
-            let description = Gemm.Describe GemmBackend.Managed
+            let description = Gemm.Describe GemmKernel.Managed
             Expect.stringStarts description ("managed ") "description"
             Expect.stringContains description (ManagedGemm.Describe ManagedGemm.Best) "description"
             Expect.stringContains description ("thread") "description"

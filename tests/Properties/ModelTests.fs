@@ -239,14 +239,14 @@ let private drawBound (m: LinearGaussian) (mu: float32[]) (lv: float32[]) (k: in
     use _noGrad = Autograd.NoGrad()
     let x = repeatRow m.X draws
     let q = Posterior(repeatRow mu draws, repeatRow lv draws)
-    Bounds.ImportanceWeighted(q, linearGaussianLogLikelihood m x, k, rng).ToArray()
+    Bounds.ImportanceWeighted(native, q, linearGaussianLogLikelihood m x, k, rng).ToArray()
 
 /// `draws` independent values of the ELBO with the analytic KL.
 let private drawElbo (m: LinearGaussian) (mu: float32[]) (lv: float32[]) (draws: int) (rng: Rng) =
     use _noGrad = Autograd.NoGrad()
     let x = repeatRow m.X draws
     let q = Posterior(repeatRow mu draws, repeatRow lv draws)
-    Bounds.Elbo(q, linearGaussianLogLikelihood m x, rng).ToArray()
+    Bounds.Elbo(native, q, linearGaussianLogLikelihood m x, rng).ToArray()
 
 // ---------------------------------------------------------------------------------------------
 // 3. A nonlinear VAE: E[L_{k+1}] >= E[L_k] and E[L_1] = E[ELBO]
@@ -282,7 +282,7 @@ let private genVaeCase =
     }
 
 let private buildVae (c: VaeCase) (dropout: float32) =
-    Vae(c.Input, c.Latent, List.toArray c.Hidden, c.Activation, c.Decoder, c.BatchNorm, dropout, Rng(uint64 c.Seed, 7UL))
+    Vae(native, c.Input, c.Latent, List.toArray c.Hidden, c.Activation, c.Decoder, c.BatchNorm, dropout, Rng(uint64 c.Seed, 7UL))
 
 /// Data for a case: binary pixels for a Bernoulli decoder, grey levels for a Gaussian one.
 let private dataFor (c: VaeCase) =
@@ -294,7 +294,7 @@ let private dataFor (c: VaeCase) =
 // 4. eVAE, epitomes, KL weight, dropout
 
 /// Gradients of every parameter after backward from the mean bound, with names.
-let private gradients (model: Module) =
+let private gradients (model: Module<Tensor>) =
     model.NamedParameters() |> Seq.map (fun struct (name, p) -> name, bits (p.Grad.ToArray())) |> Seq.toList
 
 /// Valid layouts (D, K, s): the epitomes tile D exactly.
@@ -517,7 +517,7 @@ let tests =
                 Expect.equal (layout.Start(layout.Count - 1) + k) d ("the last epitome ends at D")
                 // Masks(groups) stacks the same rows.
                 let groups = Array.init 7 (fun i -> (i * 5) % layout.Count)
-                let stacked = (layout.Masks(ReadOnlySpan groups)).ToArray()
+                let stacked = layout.Masks(ReadOnlySpan groups)
                 Expect.equal stacked (groups |> Array.collect layout.Mask) "stacked"
                 true)
 
@@ -557,7 +557,7 @@ let tests =
                 }
             Prop.forAll (Arb.fromGen gen) (fun (d, k, s, groups, seed) ->
                 let n, input = groups.Length, 9
-                let net = Vae(input, d, [| 6 |], Activation.Softplus, DecoderKind.Bernoulli, false, 0.0f, Rng(uint64 seed))
+                let net = Vae(native, input, d, [| 6 |], Activation.Softplus, DecoderKind.Bernoulli, false, 0.0f, Rng(uint64 seed))
                 let evae = EpitomicVae(net, EpitomeLayout.Create(d, k, s))
                 let x = binary (uint64 seed) 3UL n input
                 use _noGrad = Autograd.NoGrad()
@@ -592,7 +592,7 @@ let tests =
                 let objective = vae.Objective(x, ReadOnlySpan groups, 1, 0.0f, Rng(uint64 c.Seed, 8UL)).ToArray()
                 // The reconstruction term with the same noise: z = mu + exp(logvar / 2) eps, eps from the same stream.
                 let q = vae.Encoder.Forward x
-                let struct (z, _) = Bounds.Sample(q, 1, Rng(uint64 c.Seed, 8UL))
+                let struct (z, _) = Bounds.Sample(native, q, 1, Rng(uint64 c.Seed, 8UL))
                 let reconstruction = vae.Decoder.LogLikelihood(z, x).ToArray()
                 Expect.equal (bits objective) (bits reconstruction) "bits objective"
                 // And with weight 1 the bound is lower by the KL (a control that the weight is used).
@@ -609,12 +609,12 @@ let tests =
                 let x = dataFor c
                 let groups = Array.zeroCreate<int> c.Examples
                 use _noGrad = Autograd.NoGrad()
-                let bound (m: Vae) k = m.Objective(x, ReadOnlySpan groups, k, 1.0f, Rng(uint64 c.Seed, 9UL)).ToArray() |> bits
+                let bound (m: Vae<Tensor>) k = m.Objective(x, ReadOnlySpan groups, k, 1.0f, Rng(uint64 c.Seed, 9UL)).ToArray() |> bits
                 withDropout.Eval()
                 without.Eval()
                 for k in [ 1; 4 ] do
                     Expect.equal (bound withDropout k) (bound without k) ($"evaluation mode, k = {k}")
-                let means (m: Vae) = m.Decoder.Mean(m.Encoder.Forward(x).Mu).ToArray() |> bits
+                let means (m: Vae<Tensor>) = m.Decoder.Mean(m.Encoder.Forward(x).Mu).ToArray() |> bits
                 Expect.equal (means withDropout) (means without) "means withDropout"
                 // Control: in training mode the dropout mask changes the bound (without batch norm, which would
                 // normalize away the 1/(1 - p) scaling when no unit happens to be dropped).
@@ -683,7 +683,7 @@ let tests =
                     TrainConfig(Model = model, Latent = d, EpitomeSize = Nullable k, EpitomeStride = Nullable s, Hidden = hidden,
                                 Decoder = decoder, Batchnorm = batchNorm).Validate()
                 let evae = ModelFactory.Build(config ModelKind.Evae, 784, Rng 1UL)
-                let mvae = ModelFactory.Build(config ModelKind.Mvae, 784, Rng 1UL) :?> MixtureVae
+                let mvae = ModelFactory.Build(config ModelKind.Mvae, 784, Rng 1UL) :?> MixtureVae<Tensor>
                 let ce, cm = evae.ParameterCount(), mvae.ParameterCount()
                 let gap = abs (float cm - float ce) / float ce
                 Expect.isLessThanOrEqual gap ParameterTolerance ($"(D, K, s, hidden) = ({d}, {k}, {s}, %A{hidden}): eVAE {ce}, mVAE {cm}")

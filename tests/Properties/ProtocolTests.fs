@@ -41,7 +41,7 @@ let FloatRelTol = 1e-6
 
 /// A small VAE on `input` pixels with `latent` units and one hidden layer of 7 (softplus), evaluation mode.
 let private smallVae (input: int) (latent: int) (decoder: DecoderKind) (init: WeightInit) (seed: uint64) =
-    let vae = Vae(input, latent, [| 7 |], Activation.Softplus, decoder, false, 0.0f, Rng(seed, 1UL), init)
+    let vae = Vae(native, input, latent, [| 7 |], Activation.Softplus, decoder, false, 0.0f, Rng(seed, 1UL), init)
     vae.Eval()
     vae
 
@@ -113,7 +113,7 @@ let tests =
                     Array.init dim (fun j ->
                         let mean = (Seq.init count (fun i -> float images[i * dim + j]) |> Seq.sum) / float count
                         logit (Math.Clamp(mean, 0.001, 0.999)))
-                let check (label: string) (config: TrainConfig) (decoders: GenerativeModel -> Decoder list) =
+                let check (label: string) (config: TrainConfig) (decoders: GenerativeModel<Tensor> -> Decoder<Tensor> list) =
                     let model = ModelFactory.Build(config, dim, Rng(1UL))
                     ModelFactory.InitializeOutputBias(model, config, train)
                     for d in decoders model do
@@ -123,11 +123,11 @@ let tests =
                 let config (decoder: DecoderKind) (model: ModelKind) (size: int option) =
                     TrainConfig(Latent = 4, Hidden = [| 20 |], OutputBias = OutputBias.DataMean, Decoder = decoder, Model = model,
                                 EpitomeSize = Option.toNullable size)
-                check "vae" (config DecoderKind.Bernoulli ModelKind.Vae None) (fun m -> [ (m :?> Vae).Decoder ])
-                check "gaussian" (config DecoderKind.Gaussian ModelKind.Vae None) (fun m -> [ (m :?> Vae).Decoder ])
-                check "evae" (config DecoderKind.Bernoulli ModelKind.Evae (Some 2)) (fun m -> [ (m :?> EpitomicVae).Network.Decoder ])
+                check "vae" (config DecoderKind.Bernoulli ModelKind.Vae None) (fun m -> [ (m :?> Vae<Tensor>).Decoder ])
+                check "gaussian" (config DecoderKind.Gaussian ModelKind.Vae None) (fun m -> [ (m :?> Vae<Tensor>).Decoder ])
+                check "evae" (config DecoderKind.Bernoulli ModelKind.Evae (Some 2)) (fun m -> [ (m :?> EpitomicVae<Tensor>).Network.Decoder ])
                 check "mvae" (config DecoderKind.Bernoulli ModelKind.Mvae (Some 2))
-                    (fun m -> [ for c in (m :?> MixtureVae).Components -> c.Decoder ])
+                    (fun m -> [ for c in (m :?> MixtureVae<Tensor>).Components -> c.Decoder ])
                 within 1e-6 expected[0] (logit 0.001) "an all-black pixel is clipped to 0.001"
 
             testCase "zero (the default) leaves every bias at 0" <| fun () ->
@@ -135,7 +135,7 @@ let tests =
                 let model = ModelFactory.Build(config, 4, Rng(1UL))
                 let train = Dataset("toy", SplitKind.Train, Array.create 8 0.5f, [| 0; 0 |], 2, 2, 1)
                 ModelFactory.InitializeOutputBias(model, config, train)
-                Expect.allEqual ((model :?> Vae).Decoder.MeanBias.Data.ToArray()) 0.0f "bias"
+                Expect.allEqual ((model :?> Vae<Tensor>).Decoder.MeanBias.Data.ToArray()) 0.0f "bias"
         ]
 
         testList "order" [
@@ -271,7 +271,7 @@ let tests =
                 // The oracle replays the same noise (Bounds.Sample draws eps first) and writes log w out term by term:
                 // log p(x|z) + beta (log N(z; 0, I) - log N(z; mu, exp(logvar))).
                 let q = vae.Encoder.Forward(x)
-                let struct (z, eps) = Bounds.Sample(q, k, Rng(30UL))
+                let struct (z, eps) = Bounds.Sample(native, q, k, Rng(30UL))
                 let logPx = vae.Decoder.LogLikelihood(z, x).Data.ToArray()
                 let mu, logVar, zs = q.Mu.Data.ToArray(), q.LogVar.Data.ToArray(), z.Data.ToArray()
                 ignore eps
@@ -346,7 +346,7 @@ let tests =
                 let straight = train 3 "a" false
                 train 2 "b" false |> ignore
                 let resumed = train 3 "b" true
-                let weights (r: TrainingResult) = r.Model.Parameters() |> Seq.collect (fun p -> p.Data.ToArray()) |> Array.ofSeq
+                let weights (r: TrainingResult) = r.Model.StateDict() |> Seq.collect (fun t -> t.Data) |> Array.ofSeq
                 Expect.sequenceEqual (weights resumed) (weights straight) "final weights"
                 let rows (r: TrainingResult) = r.Metrics |> Seq.map (fun m -> m.Epoch, m.Lr, m.Beta, m.TrainBound, m.TestBound) |> List.ofSeq
                 Expect.sequenceEqual (rows resumed) (rows straight) "metrics"

@@ -23,7 +23,7 @@ open VaeResearch.TestSupport
 /// Relative tolerance of the golden metrics (train_bound, test_bound, kl).
 /// Float32 sums are ordered differently by the GEMM backends (OpenBLAS kernels per CPU, the managed SIMD
 /// fallback) and by thread counts, and 100 Adam steps carry that into the metrics. Measured for these seven
-/// runs: VAE_BLAS=managed vs OpenBLAS moves every epoch-1/2 metric by < 1e-7 relative (largest: the
+/// runs: VAE_GEMM=managed vs OpenBLAS moves every epoch-1/2 metric by < 1e-7 relative (largest: the
 /// batch-norm run's KL, 7.7e-8), 1 vs 2 threads by < 2e-8 (TrainingTests.fs measured < 1e-8 for its run).
 /// So 1e-4 leaves three orders of magnitude for other CPUs and BLAS builds, while a change in semantics moves
 /// these values by far more: another seed moves the plain run's epoch-2 test bound by 7.5e-3 relative and

@@ -21,6 +21,7 @@ static class ActivityCommand
         var split = Choice("--split", "Which images (the same ones `vae encode --split` exports).", "test", "train", "test");
         var subset = Optional<int>("--subset", "Use the first N images of the split only.");
         var dataDir = CliOptions.DataDirectory();
+        var compute = new ComputeOptions();
         var command = new Command("activity",
             "Compute each latent unit's activity A_u = Cov_x(E_q[u]) (population variance over the images of the posterior mean; " +
             "default: the whole test set, the images `vae encode --split test` exports) and its mean KL to the prior from the " +
@@ -30,13 +31,14 @@ static class ActivityCommand
         {
             run, threshold, csv, split, subset, dataDir,
         };
+        compute.AddTo(command);
         command.SetAction(parse => CliRunner.Run("activity", () =>
         {
             double t = parse.GetValue(threshold);
             if (!double.IsFinite(t) || t < 0) throw new VaeResearchException($"--threshold must be a non-negative number, got {t}");
             var folder = parse.GetValue(run)!.FullName;
             var stored = RunStore.load(folder);
-            var trained = TrainedRun.Load(folder);
+            var trained = compute.Load(parse, folder);
             var dir = parse.GetValue(dataDir);
             if (parse.GetValue(subset) is < 1) throw new VaeResearchException($"--subset must be >= 1, got {parse.GetValue(subset)}");
             var splitName = parse.GetValue(split)!;

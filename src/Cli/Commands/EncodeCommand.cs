@@ -17,16 +17,18 @@ static class EncodeCommand
         var subset = Optional<int>("--subset", "Encode the first N images only.");
         var labels = new Option<FileInfo?>("--labels") { Description = "Also write the labels as float32 [n] to this .npy file." };
         var dataDir = CliOptions.DataDirectory();
+        var compute = new ComputeOptions();
         var command = new Command("encode",
             "Write the posterior means E_q[z|x] (for eVAE/mVAE: under each image's best epitome y*, other units 0) of the test " +
             "(or training) images, binarized as in the run (test: its fixed sample), as a float32 [n, D] .npy file.")
         {
             run, npy, split, subset, labels, dataDir,
         };
+        compute.AddTo(command);
         command.SetAction(parse => CliRunner.Run("encode", () =>
         {
             if (parse.GetValue(subset) is < 1) throw new VaeResearchException($"--subset must be >= 1, got {parse.GetValue(subset)}");
-            var trained = TrainedRun.Load(parse.GetValue(run)!.FullName);
+            var trained = compute.Load(parse, parse.GetValue(run)!.FullName);
             var splits = Trainer.LoadData(trained.Config with { TrainSubset = null, TestSubset = null }, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
             var data = parse.GetValue(split) == "train" ? splits.Train : splits.Test;
             if (parse.GetValue(subset) is int m) data = data.Take(m);

@@ -25,6 +25,7 @@ static class EvalCommand
         var seed = Value("--seed", "Seed of the importance samples.", 0UL);
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
+        var compute = new ComputeOptions();
         var command = new Command("eval",
             "Estimate the test negative log-likelihood NLL = -mean_x L_k(x) in nats with its standard error, batched so memory " +
             "stays bounded for any k. For eVAE and mVAE the discrete y is marginalized: log sum_y p(y) (1/k) sum_i w_(y,i), " +
@@ -33,13 +34,14 @@ static class EvalCommand
         {
             run, k, subset, binarize, budget, json, seed, threads, dataDir,
         };
+        compute.AddTo(command);
         command.SetAction(parse => CliRunner.Run("eval", () =>
         {
             if (parse.GetValue(threads) is int t) Parallelism.Threads = t;
             int kValue = parse.GetValue(k);
             if (kValue < 1) throw new ConfigException("k", $"must be >= 1, got {kValue}");
             if (parse.GetValue(subset) is < 1) throw new ConfigException("subset", $"must be >= 1, got {parse.GetValue(subset)}");
-            var trained = TrainedRun.Load(parse.GetValue(run)!.FullName);
+            var trained = compute.Load(parse, parse.GetValue(run)!.FullName);
             var data = Trainer.LoadData(trained.Config with { TestSubset = parse.GetValue(subset) }, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
             var mode = parse.GetValue(binarize) is { } b ? BinarizationNames.Parse(b) : trained.Config.EffectiveBinarization;
             var images = trained.Images(data.Test, mode);

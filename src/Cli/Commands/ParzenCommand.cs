@@ -27,6 +27,7 @@ static class ParzenCommand
         var seed = Value("--seed", "Seed of the prior draws (the same draws as `vae sample --seed`).", 0UL);
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
+        var compute = new ComputeOptions();
         var command = new Command("parzen",
             "Parzen-window log-likelihood of generated samples (the protocol of Goodfellow et al. 2014): Gaussian kernels on n " +
             "samples (decoder means; for a Bernoulli decoder the pixel probabilities), scored on the grey-level test images; sigma " +
@@ -37,6 +38,7 @@ static class ParzenCommand
         {
             run, n, samples, json, sigma, validation, allowTrained, seed, threads, dataDir,
         };
+        compute.AddTo(command);
         command.SetAction(parse => CliRunner.Run("parzen", () =>
         {
             if (parse.GetValue(threads) is int t) Parallelism.Threads = t;
@@ -54,7 +56,7 @@ static class ParzenCommand
             bool validationInTraining = false;
             if (folder is not null)
             {
-                var trained = TrainedRun.Load(folder.FullName);
+                var trained = compute.Load(parse, folder.FullName);
                 config = FSharpOption<TrainConfig>.Some(trained.Config);
                 // NOTE: a given --sigma is not chosen on the validation images, so they may have been trained on.
                 validationInTraining = parse.GetValue(sigma) is null && Parzen.checkValidation(trained.Folder.Path, trained.Config, parse.GetValue(validation), parse.GetValue(allowTrained));

@@ -16,18 +16,20 @@ static class ReconstructCommand
         var n = Value("--n", "Number of test images (the first n).", 50);
         var columns = Value("--columns", "Images per grid row.", 10);
         var dataDir = CliOptions.DataDirectory();
+        var compute = new ComputeOptions();
         var command = new Command("reconstruct",
             "Write a PNG grid with the first n test images (as the model sees them) in the top half and their reconstructions " +
             "E[x | z = E_q[z|x]] in the bottom half.")
         {
             run, png, n, columns, dataDir,
         };
+        compute.AddTo(command);
         command.SetAction(parse => CliRunner.Run("reconstruct", () =>
         {
             int count = parse.GetValue(n), cols = parse.GetValue(columns);
             if (count < 1) throw new VaeResearchException($"--n must be >= 1, got {count}");
             if (cols < 1) throw new VaeResearchException($"--columns must be >= 1, got {cols}");
-            var trained = TrainedRun.Load(parse.GetValue(run)!.FullName);
+            var trained = compute.Load(parse, parse.GetValue(run)!.FullName);
             var test = Trainer.LoadData(trained.Config with { TestSubset = count }, parse.GetValue(dataDir), m => Console.Error.WriteLine(m)).Test;
             var images = trained.Images(test);
             var output = Evaluation.Reconstructions(trained.Model, images, test.Count);

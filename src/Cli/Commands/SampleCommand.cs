@@ -16,12 +16,14 @@ static class SampleCommand
         var npy = new Option<FileInfo?>("--npy") { Description = "Write the samples as float32 [n, 784] to FILE.npy." };
         var png = new Option<FileInfo?>("--png") { Description = "Write the samples as a PNG grid." };
         var seed = Value("--seed", "Seed of the prior draws.", 0UL);
+        var compute = new ComputeOptions();
         var command = new Command("sample",
             "Draw z ~ N(0, I) (and, for eVAE/mVAE, y uniformly) and write the decoder means E[x|z] (pixel probabilities for a " +
             "Bernoulli decoder) as .npy or a PNG grid.")
         {
             run, n, npy, png, seed,
         };
+        compute.AddTo(command);
         command.SetAction(parse => CliRunner.Run("sample", () =>
         {
             int count = parse.GetValue(n);
@@ -29,10 +31,8 @@ static class SampleCommand
             var npyFile = parse.GetValue(npy);
             var pngFile = parse.GetValue(png);
             if (npyFile is null && pngFile is null) throw new VaeResearchException("give --npy FILE or --png FILE (or both)");
-            var trained = TrainedRun.Load(parse.GetValue(run)!.FullName);
-            float[] samples;
-            using (Autograd.NoGrad())
-                samples = trained.Model.Sample(count, new Rng(parse.GetValue(seed), TrainStreams.Tool(2))).ToArray();
+            var trained = compute.Load(parse, parse.GetValue(run)!.FullName);
+            var samples = Evaluation.Samples(trained.Model, count, new Rng(parse.GetValue(seed), TrainStreams.Tool(2)));
             if (npyFile is not null)
             {
                 Npy.Save(npyFile.FullName, samples, count, trained.Model.Input);

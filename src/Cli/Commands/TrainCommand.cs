@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using VaeResearch.Compute;
 using VaeResearch.Data;
 using VaeResearch.Engine;
 using VaeResearch.Models;
@@ -76,6 +77,9 @@ static class TrainCommand
         var activityN = Optional<int>("--activity-n", "Training images N of the train_first and train_random activity populations (Burda et al.: 500).");
         var activityInitial = new Option<bool>("--activity-initial") { Description = "Also record the untrained model's activity as epoch 0 of activity.csv." };
         var seed = Value("--seed", "Seed of every random choice.", 0UL);
+        var compute = new ComputeOptions();
+        var backend = compute.Backend;
+        var device = compute.Device;
         var threads = CliOptions.Threads("Worker threads (default: all cores). Bit-identical resume needs the same value.");
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last completed epoch up to --epochs (starts it when --out holds no run yet)." };
         var configFile = new Option<FileInfo?>("--config")
@@ -92,7 +96,7 @@ static class TrainCommand
             init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2,
             adamEps, klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, epitomeLayout, evaeFirstEpoch, evaeAssign,
             evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, activityPopulation, activityN, activityInitial,
-            seed, threads, resume, configFile, dataDir,
+            seed, backend, device, threads, resume, configFile, dataDir,
         };
         Option[] settings =
         [
@@ -100,6 +104,7 @@ static class TrainCommand
             init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2, adamEps,
             klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, epitomeLayout, evaeFirstEpoch, evaeAssign,
             evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, activityPopulation, activityN, activityInitial, seed,
+            backend, device,
         ];
 
         command.SetAction(parse => CliRunner.Run("train", () =>
@@ -151,6 +156,8 @@ static class TrainCommand
                 ActivityN = parse.GetValue(activityN),
                 ActivityInitial = parse.GetValue(activityInitial),
                 Seed = parse.GetValue(seed),
+                Backend = parse.GetValue(backend)!,
+                Device = parse.GetValue(device)!,
             };
             if (parse.GetValue(configFile) is { } file)
             {
@@ -197,7 +204,8 @@ static class TrainCommand
             var data = Trainer.LoadData(config, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
             Console.Error.WriteLine(
                 $"training {CliOptions.Name(config.Model)} (D = {config.Latent}, k = {config.Samples}) on {data.Train.Name}: " +
-                $"{data.Train.Count} train / {data.Test.Count} test images, {config.Epochs} epochs, gemm {Gemm.BackendDescription}");
+                $"{data.Train.Count} train / {data.Test.Count} test images, {config.Epochs} epochs, " +
+                (config.Backend == ComputeBackends.Native ? $"gemm {Gemm.KernelDescription}" : $"backend {config.Backend} on {config.Device}"));
             using var stop = new StopSignal(signal => Console.Error.WriteLine($"vae train: {signal}: stopping at the end of the epoch"));
             var result = TrainingProgress.Run(progress => Trainer.Run(config, run, resuming, data, progress, stop.Token));
             if (result.Metrics.Count > 0)

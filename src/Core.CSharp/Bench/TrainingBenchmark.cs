@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using VaeResearch.Compute;
 using VaeResearch.Engine;
 using VaeResearch.Models;
 using VaeResearch.Training;
@@ -119,13 +120,46 @@ public static class TrainingBenchmark
         return times[times.Count / 2];
     }
 
-    /// <summary>Random binary images [n, 784] with about 13% ones (MNIST's mean), as a constant tensor.</summary>
-    static Tensor BinaryImages(int n, Rng rng)
+    /// <summary>Random binary images [n, 784] with about 13% ones (MNIST's mean).</summary>
+    static float[] BinaryPixels(int n, Rng rng)
     {
         var pixels = new float[n * 784];
         rng.FillUniform(pixels);
         for (int i = 0; i < pixels.Length; i++) pixels[i] = pixels[i] < 0.13f ? 1f : 0f;
-        return Tensor.FromArray(pixels, n, 784);
+        return pixels;
+    }
+
+    /// <summary>Random binary images [n, 784] with about 13% ones (MNIST's mean), as a constant tensor.</summary>
+    static Tensor BinaryImages(int n, Rng rng) => Tensor.FromArray(BinaryPixels(n, rng), n, 784);
+
+    /// <summary>
+    /// Median milliseconds of the seed model's training step at <paramref name="k"/> (forward, backward, Adam; batch 100) in
+    /// <paramref name="context"/>, over about <paramref name="seconds"/>: the same step on any backend, for side-by-side timings.
+    /// </summary>
+    public static double StepMilliseconds(IComputeContext context, int k, double seconds) => context.Apply(new TimedStep(k, seconds));
+
+    sealed record TimedStep(int K, double Seconds) : IContextFunction<double>
+    {
+        public double Invoke<T>(ComputeContext<T> context) where T : class, ITensor<T>
+        {
+            var rng = new Rng(42);
+            var x = context.Upload(BinaryPixels(Batch, rng.Derive(1)), Batch, 784);
+            var model = ModelFactory.Build(context, SeedConfig(K), 784, rng.Derive(2));
+            var adam = context.Adam(model.Parameters(), new AdamSettings(1e-3f, Eps: 1e-4f));
+            var noise = rng.Derive(3);
+            var groups = new int[Batch];
+            return 1e3 * Median(Seconds, () =>
+            {
+                using (context.Scope())
+                {
+                    var loss = -model.Objective(x, groups, K, 1f, noise).Mean();
+                    loss.Backward();
+                    if (!float.IsFinite(loss.Item())) throw new InvalidOperationException("benchmark loss is not finite");
+                }
+                adam.Step();
+                adam.ZeroGrad();
+            });
+        }
     }
 
     /// <summary>
@@ -152,7 +186,7 @@ public static class TrainingBenchmark
             return new StepTiming(name, k, seconds * 1e3, examples / seconds, seconds / gemmSeconds, gcPer100);
         }
 
-        Action TrainingStep(GenerativeModel model, int k)
+        Action TrainingStep(GenerativeModel<Tensor> model, int k)
         {
             var adam = new Adam(model.Parameters(), 1e-3f, 0.9f, 0.999f, 1e-4f);
             var noise = rng.Derive(3);
@@ -199,6 +233,6 @@ public static class TrainingBenchmark
                 }
             }));
         }
-        return (new GemmTiming(totalFlops / totalGemmSeconds / 1e9, Gemm.BackendDescription), steps);
+        return (new GemmTiming(totalFlops / totalGemmSeconds / 1e9, Gemm.KernelDescription), steps);
     }
 }

@@ -33,6 +33,9 @@ public interface IOptimizer
     void LoadStateDict(SafetensorsContent content, long stepCount);
 }
 
+/// <summary>Writes a tensor's values (C order) on the CPU.</summary>
+public delegate void FillValues(Span<float> values);
+
 /// <summary>What every compute context says about itself, whatever its tensor type.</summary>
 public interface IComputeContext
 {
@@ -85,6 +88,28 @@ public abstract class ComputeContext<T> : IComputeContext where T : class, ITens
 
     /// <summary>A constant with these values (a batch, noise, a mask), valid until the current scope ends.</summary>
     public abstract T Upload(ReadOnlySpan<float> values, params int[] shape);
+
+    /// <summary>
+    /// A constant whose values <paramref name="fill"/> writes on the CPU (a batch of images, noise), valid until the current
+    /// scope ends. The native engine lets it write into the tensor itself; other backends upload a filled CPU buffer.
+    /// </summary>
+    public virtual T Fill(FillValues fill, params int[] shape)
+    {
+        int size = Tensor.ShapeSize(shape);
+        var values = System.Buffers.ArrayPool<float>.Shared.Rent(size);
+        try
+        {
+            fill(values.AsSpan(0, size));
+            return Upload(values.AsSpan(0, size), shape);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(values);
+        }
+    }
+
+    /// <summary>Standard normal noise drawn from <paramref name="rng"/> in C order (the same draws on every backend).</summary>
+    public T Normal(Rng rng, params int[] shape) => Fill(values => rng.FillNormal(values), shape);
 
     /// <summary>A constant of zeros, valid until the current scope ends.</summary>
     public abstract T Zeros(params int[] shape);

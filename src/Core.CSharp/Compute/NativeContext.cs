@@ -35,7 +35,7 @@ public sealed class NativeContext : ComputeContext<Tensor>
 
     /// <inheritdoc/>
     public override IReadOnlyDictionary<string, string> Versions =>
-        new Dictionary<string, string> { ["gemm"] = Gemm.Backend.ToString().ToLowerInvariant() };
+        new Dictionary<string, string> { ["gemm"] = Gemm.Kernel.ToString().ToLowerInvariant() };
 
     /// <inheritdoc/>
     public override Tensor Parameter(ReadOnlySpan<float> values, params int[] shape) => Tensor.Parameter(values.ToArray(), shape);
@@ -50,6 +50,14 @@ public sealed class NativeContext : ComputeContext<Tensor>
         if (values.Length != t.Size)
             throw new ArgumentException($"shape {Tensor.ShapeString(shape)} needs {t.Size} values, got {values.Length}");
         values.CopyTo(t.Data);
+        return t;
+    }
+
+    /// <inheritdoc/>
+    public override Tensor Fill(FillValues fill, params int[] shape)
+    {
+        var t = Tensor.Empty(shape);
+        fill(t.Data);
         return t;
     }
 

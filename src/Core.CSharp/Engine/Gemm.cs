@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace VaeResearch.Engine;
 
 /// <summary>A GEMM implementation.</summary>
-public enum GemmBackend
+public enum GemmKernel
 {
     /// <summary>Managed SIMD kernel (always available).</summary>
     Managed,
@@ -17,40 +17,43 @@ public enum GemmBackend
 /// <remarks>
 /// op(A) is [m, k] and op(B) is [k, n]; with <c>transA</c>, A is stored as [k, m] (leading dimension lda),
 /// likewise for B. The backend is OpenBLAS when it loads, else the managed kernel;
-/// the environment variable <c>VAE_BLAS=managed|openblas</c> forces one.
+/// the environment variable <c>VAE_GEMM=managed|openblas</c> forces one.
 /// As in BLAS, when beta == 0 the old contents of C are never read (NaN there does not propagate),
 /// and when alpha == 0 or k == 0, A and B are not read and C = beta * C.
 /// </remarks>
 public static partial class Gemm
 {
-    /// <summary>The environment variable that forces a backend.</summary>
-    internal const string EnvironmentVariable = "VAE_BLAS";
+    /// <summary>The environment variable that forces a GEMM kernel.</summary>
+    internal const string EnvironmentVariable = "VAE_GEMM";
 
-    // NOTE: -1 = not chosen yet. Selection is lazy (and a failure is not cached) so that a bad VAE_BLAS
+    // NOTE: -1 = not chosen yet. Selection is lazy (and a failure is not cached) so that a bad VAE_GEMM
     // surfaces as a VaeResearchException at first use, not as a TypeInitializationException.
     static int selected = -1;
 
-    /// <summary>The backend the backend-less overload of Sgemm dispatches to.</summary>
+    /// <summary>The kernel the kernel-less overload of Sgemm dispatches to.</summary>
     /// <remarks>
-    /// Chosen on first use: <c>VAE_BLAS=managed</c> or <c>VAE_BLAS=openblas</c> forces one; unset (or empty)
+    /// Chosen on first use: <c>VAE_GEMM=managed</c> or <c>VAE_GEMM=openblas</c> forces one; unset (or empty)
     /// picks OpenBLAS when <c>libopenblas.so.0</c> loads, else the managed kernel.
     /// </remarks>
-    /// <exception cref="VaeResearchException">VAE_BLAS has an unknown value, or is <c>openblas</c> and the library does not load.</exception>
-    public static GemmBackend Backend
+    /// <exception cref="VaeResearchException">VAE_GEMM has an unknown value, or is <c>openblas</c> and the library does not load.</exception>
+    public static GemmKernel Kernel
     {
         get
         {
             int s = Volatile.Read(ref selected);
-            if (s >= 0) return (GemmBackend)s;
-            var chosen = SelectBackend(Environment.GetEnvironmentVariable(EnvironmentVariable),
+            if (s >= 0) return (GemmKernel)s;
+            if (Environment.GetEnvironmentVariable("VAE_BLAS") is { Length: > 0 } renamed && Environment.GetEnvironmentVariable(EnvironmentVariable) is null)
+                throw new VaeResearchException(
+                    $"VAE_BLAS was renamed {EnvironmentVariable} (\"backend\" now means native or torch): set {EnvironmentVariable}={renamed.Trim()} instead");
+            var chosen = SelectKernel(Environment.GetEnvironmentVariable(EnvironmentVariable),
                 () => OpenBlas.IsAvailable, () => OpenBlas.LoadError);
             Volatile.Write(ref selected, (int)chosen);
             return chosen;
         }
     }
 
-    /// <summary>Forgets the chosen backend so the next use reads VAE_BLAS again (tests only).</summary>
-    internal static void ResetBackendSelection() => Volatile.Write(ref selected, -1);
+    /// <summary>Forgets the chosen backend so the next use reads VAE_GEMM again (tests only).</summary>
+    internal static void ResetKernelSelection() => Volatile.Write(ref selected, -1);
 
     /// <summary>Whether <c>libopenblas.so.0</c> loads on this machine (and exports <c>cblas_sgemm</c>).</summary>
     public static bool OpenBlasAvailable => OpenBlas.IsAvailable;
@@ -59,13 +62,13 @@ public static partial class Gemm
     /// The active backend in words, for benchmarks and logs, e.g.
     /// "openblas (libopenblas.so.0, 2 threads, core Haswell)" or "managed SIMD (AVX2+FMA 6x16 kernel, 2 threads)".
     /// </summary>
-    /// <exception cref="VaeResearchException">As for <see cref="Backend"/>.</exception>
-    public static string BackendDescription => Describe(Backend);
+    /// <exception cref="VaeResearchException">As for <see cref="Kernel"/>.</exception>
+    public static string KernelDescription => Describe(Kernel);
 
     /// <summary>Describes <paramref name="backend"/> with its current thread count.</summary>
-    internal static string Describe(GemmBackend backend)
+    internal static string Describe(GemmKernel backend)
     {
-        if (backend == GemmBackend.OpenBlas)
+        if (backend == GemmKernel.OpenBlas)
         {
             string? core = OpenBlas.CoreName;
             return $"openblas ({OpenBlas.LibraryName}, {Plural(OpenBlas.Threads)}{(core is null ? "" : ", core " + core.Trim())})";
@@ -78,25 +81,25 @@ public static partial class Gemm
     static string Plural(int threads) => threads == 1 ? "1 thread" : $"{threads} threads";
 
     /// <summary>
-    /// The backend for a value of VAE_BLAS (null when unset); pure apart from probing the library,
+    /// The backend for a value of VAE_GEMM (null when unset); pure apart from probing the library,
     /// which happens only when the value needs it.
     /// </summary>
-    internal static GemmBackend SelectBackend(string? value, Func<bool> openBlasAvailable, Func<string> loadError)
+    internal static GemmKernel SelectKernel(string? value, Func<bool> openBlasAvailable, Func<string> loadError)
     {
         string v = (value ?? "").Trim();
         if (v.Length == 0)
-            return openBlasAvailable() ? GemmBackend.OpenBlas : GemmBackend.Managed;
+            return openBlasAvailable() ? GemmKernel.OpenBlas : GemmKernel.Managed;
         if (v.Equals("managed", StringComparison.OrdinalIgnoreCase))
-            return GemmBackend.Managed;
+            return GemmKernel.Managed;
         if (v.Equals("openblas", StringComparison.OrdinalIgnoreCase))
         {
-            if (openBlasAvailable()) return GemmBackend.OpenBlas;
+            if (openBlasAvailable()) return GemmKernel.OpenBlas;
             throw new VaeResearchException(
                 $"{EnvironmentVariable}=openblas, but {OpenBlas.LibraryName} could not be loaded ({loadError()}). " +
                 $"Install it ({OpenBlas.InstallHint}), or set {EnvironmentVariable}=managed (or unset it) to use the managed SIMD kernel.");
         }
         throw new VaeResearchException(
-            $"{EnvironmentVariable}='{value}' is not a GEMM backend: expected 'managed' or 'openblas' " +
+            $"{EnvironmentVariable}='{value}' is not a GEMM kernel: expected 'managed' or 'openblas' " +
             $"(or leave {EnvironmentVariable} unset to use OpenBLAS when {OpenBlas.LibraryName} loads, " +
             $"the managed kernel otherwise; OpenBLAS: {OpenBlas.InstallHint}).");
     }
@@ -111,7 +114,7 @@ public static partial class Gemm
         OpenBlas.SetThreads(threads);
     }
 
-    /// <summary>C[m, n] = alpha * op(A) op(B) + beta * C with the active backend (<see cref="Backend"/>).</summary>
+    /// <summary>C[m, n] = alpha * op(A) op(B) + beta * C with the active backend (<see cref="Kernel"/>).</summary>
     /// <param name="transA">A is stored [k, m] (op(A) = A^T) instead of [m, k].</param>
     /// <param name="transB">B is stored [n, k] (op(B) = B^T) instead of [k, n].</param>
     /// <param name="m">Rows of op(A) and C.</param>
@@ -126,13 +129,13 @@ public static partial class Gemm
     /// <param name="c">C [m, n], row-major with leading dimension <paramref name="ldc"/>.</param>
     /// <param name="ldc">Row stride of C (at least n).</param>
     /// <exception cref="ArgumentException">A dimension is negative, a leading dimension is too small or a span too short.</exception>
-    /// <exception cref="VaeResearchException">The backend selection failed (see <see cref="Backend"/>).</exception>
+    /// <exception cref="VaeResearchException">The kernel selection failed (see <see cref="Kernel"/>).</exception>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc) =>
-        Sgemm(Backend, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        Sgemm(Kernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
     /// <summary>C[m, n] = alpha * op(A) op(B) + beta * C with the given backend.</summary>
-    /// <param name="backend">The implementation to use (ignores VAE_BLAS).</param>
+    /// <param name="backend">The implementation to use (ignores VAE_GEMM).</param>
     /// <param name="transA">A is stored [k, m] (op(A) = A^T) instead of [m, k].</param>
     /// <param name="transB">B is stored [n, k] (op(B) = B^T) instead of [k, n].</param>
     /// <param name="m">Rows of op(A) and C.</param>
@@ -149,16 +152,16 @@ public static partial class Gemm
     /// <exception cref="ArgumentException">A dimension is negative, a leading dimension is too small, a span
     /// too short, or <paramref name="backend"/> is not a defined value.</exception>
     /// <exception cref="VaeResearchException"><paramref name="backend"/> is OpenBlas and libopenblas.so.0 does not load.</exception>
-    public static void Sgemm(GemmBackend backend, bool transA, bool transB, int m, int n, int k, float alpha,
+    public static void Sgemm(GemmKernel backend, bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
         Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
-        if (backend == GemmBackend.OpenBlas && !OpenBlas.IsAvailable)
+        if (backend == GemmKernel.OpenBlas && !OpenBlas.IsAvailable)
             throw new VaeResearchException(
                 $"The OpenBLAS GEMM backend was requested, but {OpenBlas.LibraryName} could not be loaded " +
                 $"({OpenBlas.LoadError}). Install it ({OpenBlas.InstallHint}) or use the managed backend " +
                 $"({EnvironmentVariable}=managed).");
-        if (backend is not (GemmBackend.Managed or GemmBackend.OpenBlas))
+        if (backend is not (GemmKernel.Managed or GemmKernel.OpenBlas))
             throw new ArgumentOutOfRangeException(nameof(backend), backend, "unknown GEMM backend");
 
         if (m == 0 || n == 0) return;
@@ -170,7 +173,7 @@ public static partial class Gemm
             return;
         }
 
-        if (backend == GemmBackend.OpenBlas)
+        if (backend == GemmKernel.OpenBlas)
         {
             OpenBlas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;

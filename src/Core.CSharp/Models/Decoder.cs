@@ -1,3 +1,4 @@
+using VaeResearch.Compute;
 using VaeResearch.Engine;
 
 namespace VaeResearch.Models;
@@ -37,30 +38,30 @@ public enum GaussianLogVariance
 /// The generative network p(x|z): hidden layers on z, then the output head(s):
 /// <c>decoder.logits.*</c> (Bernoulli) or <c>decoder.mu.*</c> and <c>decoder.logvar.*</c> (Gaussian).
 /// </summary>
-public sealed class Decoder : Module
+public sealed class Decoder<T> : Module<T> where T : class, ITensor<T>
 {
-    readonly Mlp body;
-    readonly Linear first, second; // logits, or mean and log-variance
+    readonly Mlp<T> body;
+    readonly Linear<T> first, second; // logits, or mean and log-variance
 
     /// <summary>
     /// A decoder from <paramref name="latent"/> units to <paramref name="output"/> values with weights drawn by
     /// <paramref name="init"/>; <paramref name="logVariance"/> chooses the Gaussian log-variance head (ignored for Bernoulli).
     /// </summary>
-    public Decoder(int latent, IReadOnlyList<int> hidden, int output, Activation activation, bool batchNorm, DecoderKind kind, Rng rng,
-        WeightInit init = WeightInit.Normal, GaussianLogVariance logVariance = GaussianLogVariance.Bounded)
+    public Decoder(ComputeContext<T> context, int latent, IReadOnlyList<int> hidden, int output, Activation activation, bool batchNorm, DecoderKind kind,
+        Rng rng, WeightInit init = WeightInit.Normal, GaussianLogVariance logVariance = GaussianLogVariance.Bounded) : base(context)
     {
         Kind = kind;
         LogVarianceKind = logVariance;
-        body = RegisterModule("", new Mlp(latent, hidden, activation, batchNorm, rng, init));
+        body = RegisterModule("", new Mlp<T>(context, latent, hidden, activation, batchNorm, rng, init));
         if (kind == DecoderKind.Bernoulli)
         {
-            first = RegisterModule("logits", new Linear(body.OutFeatures, output, rng, init));
+            first = RegisterModule("logits", new Linear<T>(context, body.OutFeatures, output, rng, init));
             second = first;
         }
         else
         {
-            first = RegisterModule("mu", new Linear(body.OutFeatures, output, rng, init));
-            second = RegisterModule("logvar", new Linear(body.OutFeatures, output, rng, init));
+            first = RegisterModule("mu", new Linear<T>(context, body.OutFeatures, output, rng, init));
+            second = RegisterModule("logvar", new Linear<T>(context, body.OutFeatures, output, rng, init));
         }
     }
 
@@ -68,7 +69,7 @@ public sealed class Decoder : Module
     /// The bias [N] of the output layer that gives the mean of p(x|z) through a sigmoid: <c>decoder.logits.bias</c>
     /// (Bernoulli) or <c>decoder.mu.bias</c> (Gaussian).
     /// </summary>
-    public Tensor MeanBias => first.Bias;
+    public T MeanBias => first.Bias;
 
     /// <summary>
     /// Sets <see cref="MeanBias"/> to logit(clip(p, <paramref name="floor"/>, 1 - floor)) for pixel means p [N], so that
@@ -77,7 +78,7 @@ public sealed class Decoder : Module
     /// </summary>
     public void SetMeanBias(ReadOnlySpan<double> pixelMeans, double floor = 1e-3)
     {
-        var bias = first.Bias.Data;
+        var bias = new float[first.Bias.Size];
         if (pixelMeans.Length != bias.Length)
             throw new ArgumentException($"{pixelMeans.Length} pixel means for an output of {bias.Length} values", nameof(pixelMeans));
         for (int i = 0; i < bias.Length; i++)
@@ -86,6 +87,7 @@ public sealed class Decoder : Module
             // NOTE: the clip keeps the logit finite (+-6.9 at floor 1e-3) for pixels that are always 0 or 1.
             bias[i] = (float)Math.Log(p / (1 - p));
         }
+        first.Bias.CopyFrom(bias);
     }
 
     /// <summary>The likelihood family.</summary>
@@ -99,10 +101,10 @@ public sealed class Decoder : Module
     /// Bernoulli: sum_i x_i l_i - softplus(l_i). Gaussian: -1/2 sum_i ((x_i - mu_i)^2 exp(-s_i) + s_i + log 2 pi)
     /// with mu = sigmoid(.) and s = tanh(.) (activity paper, section 2.3.1) or s = f2(z) linear (eVAE paper, eq. 2).
     /// </remarks>
-    public Tensor LogLikelihood(Tensor z, Tensor x)
+    public T LogLikelihood(T z, T x)
     {
         var h = body.Forward(z);
-        if (Kind == DecoderKind.Bernoulli) return Tensor.BernoulliLogLikelihood(first.Forward(h), x);
+        if (Kind == DecoderKind.Bernoulli) return T.BernoulliLogLikelihood(first.Forward(h), x);
         var mean = first.Forward(h).Sigmoid();
         var logVar = LogVarianceOf(h);
         var sq = (mean - x).Square() * (-logVar).Exp() + logVar;
@@ -110,7 +112,7 @@ public sealed class Decoder : Module
     }
 
     /// <summary>The Gaussian decoder's log-variance s = log sigma^2 for z [..., D], [..., N].</summary>
-    public Tensor LogVariance(Tensor z)
+    public T LogVariance(T z)
     {
         if (Kind != DecoderKind.Gaussian) throw new InvalidOperationException("a Bernoulli decoder has no log-variance");
         return LogVarianceOf(body.Forward(z));
@@ -119,11 +121,11 @@ public sealed class Decoder : Module
     // NOTE: unbounded, nothing stops s from running to -infinity on pixels the data hold constant (MNIST's
     // borders are always 0 on grey levels): exp(-s) then overflows float32 near s = -88 and the likelihood
     // grows without bound; the tanh bound keeps sigma^2 in (e^-1, e) at the price of a floor on the variance.
-    Tensor LogVarianceOf(Tensor h) =>
+    T LogVarianceOf(T h) =>
         LogVarianceKind == GaussianLogVariance.Bounded ? second.Forward(h).Tanh() : second.Forward(h);
 
     /// <summary>
     /// The mean of p(x|z) for z [..., D]: pixel probabilities sigmoid(logits) (Bernoulli) or the Gaussian mean.
     /// </summary>
-    public Tensor Mean(Tensor z) => first.Forward(body.Forward(z)).Sigmoid();
+    public T Mean(T z) => first.Forward(body.Forward(z)).Sigmoid();
 }

@@ -1,3 +1,4 @@
+using VaeResearch.Compute;
 using VaeResearch.Engine;
 
 namespace VaeResearch.Models;
@@ -86,12 +87,15 @@ public sealed class EpitomeLayout
         return m;
     }
 
-    /// <summary>The masks of the given epitomes as a constant tensor [n, D] (pooled inside a workspace).</summary>
-    public Tensor Masks(ReadOnlySpan<int> groups)
+    /// <summary>The masks of the given epitomes, [n, D] row-major.</summary>
+    public float[] Masks(ReadOnlySpan<int> groups)
     {
-        var t = Tensor.Zeros(groups.Length, Latent);
-        var d = t.Data;
-        for (int i = 0; i < groups.Length; i++) d.Slice(i * Latent + Start(groups[i]), Size).Fill(1f);
-        return t;
+        var d = new float[groups.Length * Latent];
+        for (int i = 0; i < groups.Length; i++) d.AsSpan(i * Latent + Start(groups[i]), Size).Fill(1f);
+        return d;
     }
+
+    /// <summary>The masks of the given epitomes as a constant tensor [n, D] of <paramref name="context"/> (valid in its current scope).</summary>
+    public T Masks<T>(ComputeContext<T> context, ReadOnlySpan<int> groups) where T : class, ITensor<T> =>
+        context.Upload(Masks(groups), groups.Length, Latent);
 }

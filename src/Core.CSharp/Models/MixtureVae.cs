@@ -1,30 +1,11 @@
+using VaeResearch.Compute;
 using VaeResearch.Engine;
 
 namespace VaeResearch.Models;
 
-/// <summary>
-/// The mixture VAE (eVAE paper, section 5.2): the eVAE's epitome layout, but each epitome y is an independent
-/// VAE with K latent units and no shared weights (<c>components.{y}.*</c>), trained with the same point-estimate
-/// assignment and balanced minibatches. Component y's units sit at the epitome's place [y s, y s + K) of the
-/// D-unit layout, so activity statistics line up with the eVAE's.
-/// </summary>
-public sealed class MixtureVae : GenerativeModel
+/// <summary>Sizes of the mixture VAE's components (the parameter-matched widths).</summary>
+public static class MixtureVae
 {
-    readonly Vae[] components;
-
-    /// <summary>A mixture of independent VAEs, one per epitome of <paramref name="layout"/>.</summary>
-    public MixtureVae(EpitomeLayout layout, Func<int, Vae> component)
-    {
-        Layout = layout;
-        components = new Vae[layout.Count];
-        for (int c = 0; c < layout.Count; c++)
-        {
-            components[c] = RegisterModule($"components.{c}", component(c));
-            if (components[c].Latent != layout.Size)
-                throw new ArgumentException($"component {c} has {components[c].Latent} latent units, the epitome size is {layout.Size}");
-        }
-    }
-
     /// <summary>
     /// Hidden widths for each component so that the mixture's parameter count is as close as possible to
     /// <paramref name="target"/> (the eVAE's): all widths scale with the first, keeping their ratios.
@@ -46,7 +27,7 @@ public sealed class MixtureVae : GenerativeModel
         return best;
     }
 
-    /// <summary>The parameter count of a <see cref="Vae"/> with these sizes (closed form).</summary>
+    /// <summary>The parameter count of a <see cref="Vae{T}"/> with these sizes (closed form).</summary>
     public static long ParameterCount(int input, int latent, IReadOnlyList<int> hidden, DecoderKind decoder, bool batchNorm)
     {
         long count = 0;
@@ -59,12 +40,36 @@ public sealed class MixtureVae : GenerativeModel
         count += (decoder == DecoderKind.Bernoulli ? 1 : 2) * Layer(width, input);
         return count;
     }
+}
+
+/// <summary>
+/// The mixture VAE (eVAE paper, section 5.2): the eVAE's epitome layout, but each epitome y is an independent
+/// VAE with K latent units and no shared weights (<c>components.{y}.*</c>), trained with the same point-estimate
+/// assignment and balanced minibatches. Component y's units sit at the epitome's place [y s, y s + K) of the
+/// D-unit layout, so activity statistics line up with the eVAE's.
+/// </summary>
+public sealed class MixtureVae<T> : GenerativeModel<T> where T : class, ITensor<T>
+{
+    readonly Vae<T>[] components;
+
+    /// <summary>A mixture of independent VAEs, one per epitome of <paramref name="layout"/>.</summary>
+    public MixtureVae(ComputeContext<T> context, EpitomeLayout layout, Func<int, Vae<T>> component) : base(context)
+    {
+        Layout = layout;
+        components = new Vae<T>[layout.Count];
+        for (int c = 0; c < layout.Count; c++)
+        {
+            components[c] = RegisterModule($"components.{c}", component(c));
+            if (components[c].Latent != layout.Size)
+                throw new ArgumentException($"component {c} has {components[c].Latent} latent units, the epitome size is {layout.Size}");
+        }
+    }
 
     /// <summary>The epitome layout.</summary>
     public EpitomeLayout Layout { get; }
 
     /// <summary>The component VAEs.</summary>
-    public IReadOnlyList<Vae> Components => components;
+    public IReadOnlyList<Vae<T>> Components => components;
 
     /// <inheritdoc/>
     public override int Input => components[0].Input;
@@ -78,24 +83,24 @@ public sealed class MixtureVae : GenerativeModel
     /// <summary>
     /// Each example's bound under its assigned component (<paramref name="bound"/>: the ELBO or L_k) plus log p(y) = -log(groups), [n].
     /// </summary>
-    public override Tensor TrainingObjective(Tensor x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng)
+    public override T TrainingObjective(T x, ReadOnlySpan<int> groups, TrainingBound bound, float beta, Rng rng)
     {
         var value = PerComponent(x, groups, (vae, xc) => bound.Of(vae, xc, rng, beta));
         return components.Length == 1 ? value : value - MathF.Log(components.Length);
     }
 
     /// <summary>L_k(x | y_i) under each example's component y_i, [n] (no log p(y)).</summary>
-    public override Tensor GroupBound(Tensor x, ReadOnlySpan<int> groups, int k, Rng rng) =>
+    public override T GroupBound(T x, ReadOnlySpan<int> groups, int k, Rng rng) =>
         PerComponent(x, groups, (vae, xc) => Bounds.ImportanceWeighted(vae, xc, k, rng));
 
     /// <summary>
     /// <paramref name="bound"/>(component, its examples) for each component that has examples, in component order,
     /// put back into the examples' order, [n].
     /// </summary>
-    Tensor PerComponent(Tensor x, ReadOnlySpan<int> groups, Func<Vae, Tensor, Tensor> bound)
+    T PerComponent(T x, ReadOnlySpan<int> groups, Func<Vae<T>, T, T> bound)
     {
         var members = Members(groups);
-        var parts = new List<Tensor>();
+        var parts = new List<T>();
         var order = new List<int>();
         for (int c = 0; c < components.Length; c++)
         {
@@ -106,7 +111,7 @@ public sealed class MixtureVae : GenerativeModel
         // Back to the examples' order: position order[j] holds part entry j.
         var inverse = new int[order.Count];
         for (int j = 0; j < order.Count; j++) inverse[order[j]] = j;
-        return Tensor.ConcatRows(parts).SelectRows(inverse);
+        return T.ConcatRows(parts).SelectRows(inverse);
     }
 
     List<int>[] Members(ReadOnlySpan<int> groups)
@@ -121,19 +126,19 @@ public sealed class MixtureVae : GenerativeModel
         return members;
     }
 
-    /// <summary>log sum_y p(y) (1/k) sum_i w_{y,i} with k samples from each component's q(z|x), [n] (see <see cref="EpitomicVae.LogLikelihoodBound"/>).</summary>
-    public override Tensor LogLikelihoodBound(Tensor x, int k, Rng rng) =>
-        EpitomicVae.MarginalizeGroups(components.Length, c => Bounds.ImportanceWeighted(components[c], x, k, rng));
+    /// <summary>log sum_y p(y) (1/k) sum_i w_{y,i} with k samples from each component's q(z|x), [n] (see <see cref="EpitomicVae{T}.LogLikelihoodBound"/>).</summary>
+    public override T LogLikelihoodBound(T x, int k, Rng rng) =>
+        EpitomeGroups.Marginalize(Context, components.Length, c => Bounds.ImportanceWeighted(components[c], x, k, rng));
 
     /// <summary>
     /// Scores of every component, [G][n]: its reconstruction estimate (plug-in at mu, or the mean over
-    /// <paramref name="samples"/> draws) minus its KL (see <see cref="GenerativeModel.AssignmentScores"/>).
+    /// <paramref name="samples"/> draws) minus its KL (see <see cref="GenerativeModel{T}.AssignmentScores"/>).
     /// </summary>
-    public override float[][] AssignmentScores(Tensor x, int samples = 0, Rng? rng = null)
+    public override float[][] AssignmentScores(T x, int samples = 0, Rng? rng = null)
     {
-        using var noGrad = Autograd.NoGrad();
+        using var noGrad = Context.NoGrad();
         return components
-            .Select(vae => Bounds.AssignmentScore(vae.Encoder.Forward(x), z => vae.Decoder.LogLikelihood(z, x), samples, rng).Data.ToArray())
+            .Select(vae => Bounds.AssignmentScore(Context, vae.Encoder.Forward(x), z => vae.Decoder.LogLikelihood(z, x), samples, rng).ToArray())
             .ToArray();
     }
 
@@ -141,43 +146,45 @@ public sealed class MixtureVae : GenerativeModel
     /// The assigned component's posterior placed at its epitome's units of a [n, D] layout; the other
     /// units hold the prior (mean 0, log-variance 0). No gradient.
     /// </summary>
-    public override Posterior Encode(Tensor x, ReadOnlySpan<int> groups)
+    public override Posterior<T> Encode(T x, ReadOnlySpan<int> groups)
     {
-        using var noGrad = Autograd.NoGrad();
+        using var noGrad = Context.NoGrad();
         int n = x.Dim(0), d = Latent, size = Layout.Size;
-        var mu = Tensor.Zeros(n, d);
-        var logVar = Tensor.Zeros(n, d);
+        var mu = new float[n * d];
+        var logVar = new float[n * d];
         var members = Members(groups);
+        var part = new float[n * size];
         for (int c = 0; c < components.Length; c++)
         {
-            if (members[c].Count == 0) continue;
+            int m = members[c].Count;
+            if (m == 0) continue;
             var q = components[c].Encoder.Forward(x.SelectRows(members[c].ToArray()));
-            for (int j = 0; j < members[c].Count; j++)
+            foreach (var (head, target) in new[] { (q.Mu, mu), (q.LogVar, logVar) })
             {
-                int at = members[c][j] * d + Layout.Start(c);
-                q.Mu.Data.Slice(j * size, size).CopyTo(mu.Data[at..]);
-                q.LogVar.Data.Slice(j * size, size).CopyTo(logVar.Data[at..]);
+                head.CopyTo(part.AsSpan(0, m * size));
+                for (int j = 0; j < m; j++) part.AsSpan(j * size, size).CopyTo(target.AsSpan(members[c][j] * d + Layout.Start(c)));
             }
         }
-        return new Posterior(mu, logVar);
+        return new Posterior<T>(Context.Upload(mu, n, d), Context.Upload(logVar, n, d));
     }
 
     /// <summary>Decoder means for z [n, D]: component y reads its epitome's units of z. No gradient.</summary>
-    public override Tensor DecodeMean(Tensor z, ReadOnlySpan<int> groups)
+    public override T DecodeMean(T z, ReadOnlySpan<int> groups)
     {
-        using var noGrad = Autograd.NoGrad();
+        using var noGrad = Context.NoGrad();
         int n = z.Dim(0), d = Latent, size = Layout.Size, input = Input;
-        var result = Tensor.Empty(n, input);
+        var latent = z.ToArray();
+        var result = new float[n * input];
         var members = Members(groups);
         for (int c = 0; c < components.Length; c++)
         {
             int m = members[c].Count;
             if (m == 0) continue;
-            var zc = Tensor.Empty(m, size);
-            for (int j = 0; j < m; j++) z.Data.Slice(members[c][j] * d + Layout.Start(c), size).CopyTo(zc.Data[(j * size)..]);
-            var mean = components[c].Decoder.Mean(zc).Data;
-            for (int j = 0; j < m; j++) mean.Slice(j * input, input).CopyTo(result.Data[(members[c][j] * input)..]);
+            var zc = new float[m * size];
+            for (int j = 0; j < m; j++) latent.AsSpan(members[c][j] * d + Layout.Start(c), size).CopyTo(zc.AsSpan(j * size));
+            var mean = components[c].Decoder.Mean(Context.Upload(zc, m, size)).ToArray();
+            for (int j = 0; j < m; j++) mean.AsSpan(j * input, input).CopyTo(result.AsSpan(members[c][j] * input));
         }
-        return result;
+        return Context.Upload(result, n, input);
     }
 }

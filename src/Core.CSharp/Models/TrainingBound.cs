@@ -1,3 +1,4 @@
+using VaeResearch.Compute;
 using VaeResearch.Engine;
 
 namespace VaeResearch.Models;
@@ -37,7 +38,7 @@ public sealed record TrainingBound(int K, TrainObjective Objective = TrainObject
     public bool IsElbo => K == 1 || Objective == TrainObjective.Vae;
 
     /// <summary>The bound per example of a VAE on data x [n, N], optionally masked [n, D] (eVAE), beta scaling the KL term; [n].</summary>
-    public Tensor Of(Vae model, Tensor x, Rng rng, float beta, Tensor? mask = null) =>
+    public T Of<T>(Vae<T> model, T x, Rng rng, float beta, T? mask = null) where T : class, ITensor<T> =>
         !IsElbo ? Bounds.ImportanceWeighted(model, x, K, rng, beta, mask)
         : Kl == KlEstimator.Analytic ? Bounds.Elbo(model, x, rng, beta, mask, K)
         : Bounds.MeanLogWeight(model, x, K, rng, beta, mask);

@@ -1,3 +1,4 @@
+using VaeResearch.Compute;
 using VaeResearch.Engine;
 using VaeResearch.Models;
 
@@ -36,7 +37,7 @@ public sealed record UnitStatistics(double[] Activity, double[] Kl)
 }
 
 /// <summary>A model's bound and unit statistics on a data set, from one pass.</summary>
-/// <param name="Bound">Mean of the training objective with beta = 1 (see <see cref="GenerativeModel.TrainingObjective"/>).</param>
+/// <param name="Bound">Mean of the training objective with beta = 1 (see <see cref="GenerativeModel{T}.TrainingObjective"/>).</param>
 /// <param name="Units">Activity and KL per unit.</param>
 public sealed record DataEvaluation(double Bound, UnitStatistics Units);
 
@@ -54,7 +55,10 @@ public enum EvaluationBudget
     Ystar,
 }
 
-/// <summary>Evaluation of a trained model: bounds on log p(x) and latent activity, batched with bounded memory.</summary>
+/// <summary>
+/// Evaluation of a trained model: bounds on log p(x) and latent activity, batched with bounded memory, on the model's
+/// backend (each model's <see cref="IGenerativeModel.Evaluator"/> does the work).
+/// </summary>
 public static class Evaluation
 {
     /// <summary>Decoder rows (importance samples times examples) per forward pass: bounds memory for any k.</summary>
@@ -63,35 +67,15 @@ public static class Evaluation
     /// <summary>
     /// Per-example L_k on <paramref name="count"/> images [count, N] with beta = 1, in evaluation mode
     /// and without gradients. Examples are processed in batches and the k samples in chunks; chunk bounds
-    /// combine exactly as L_k = log sum_c (k_c / k) exp(L_{k_c}).
+    /// combine exactly as L_k = log sum_c (k_c / k) exp(L_{k_c}). Models with groups marginalize y with k samples per group.
     /// </summary>
-    public static double[] LogLikelihoodBounds(GenerativeModel model, float[] images, int count, int k, Rng rng, Action<int>? progress = null)
-    {
-        if (k < 1) throw new ConfigException("k", $"must be >= 1, got {k}");
-        int chunk = Math.Max(1, Math.Min(k, RowBudget / model.Groups));
-        int batch = Math.Max(1, Math.Min(count, RowBudget / (chunk * model.Groups)));
-        var result = new double[count];
-        ForEachBatch(model, images, count, batch, (x, start, n) =>
-        {
-            var acc = new double[n];
-            Array.Fill(acc, double.NegativeInfinity);
-            for (int done = 0; done < k; done += chunk)
-            {
-                int kc = Math.Min(chunk, k - done);
-                using var ws = Workspace.Begin();
-                var bound = model.LogLikelihoodBound(x, kc, rng).Data;
-                for (int i = 0; i < n; i++) acc[i] = LogSpace.Add(acc[i], bound[i] + Math.Log((double)kc / k));
-            }
-            acc.CopyTo(result, start);
-            progress?.Invoke(start + n);
-        });
-        return result;
-    }
+    public static double[] LogLikelihoodBounds(IGenerativeModel model, float[] images, int count, int k, Rng rng, Action<int>? progress = null) =>
+        model.Evaluator.LogLikelihoodBounds(images, count, k, EvaluationBudget.PerEpitome, rng, progress);
 
     /// <summary>
     /// Per-example bounds on log p(x) with the importance samples spent as <paramref name="budget"/> says, [count].
     /// <see cref="EvaluationBudget.PerEpitome"/>, and every budget for a model without groups, is
-    /// <see cref="LogLikelihoodBounds(GenerativeModel, float[], int, int, Rng, Action{int})"/>.
+    /// <see cref="LogLikelihoodBounds(IGenerativeModel, float[], int, int, Rng, Action{int})"/>.
     /// </summary>
     /// <remarks>
     /// <see cref="EvaluationBudget.Total"/>: each (1/k_y) sum_i w_(y,i) is an unbiased estimate of p(x|y), so the sum
@@ -103,44 +87,9 @@ public static class Evaluation
     /// objective's bound at y* with beta = 1, but with L_k for every k (no analytic KL).
     /// Work is chunked as in the per-epitome version: chunk sums combine exactly in log space.
     /// </remarks>
-    public static double[] LogLikelihoodBounds(GenerativeModel model, float[] images, int count, int k, EvaluationBudget budget, Rng rng,
-        Action<int>? progress = null)
-    {
-        if (budget == EvaluationBudget.PerEpitome || model.Groups == 1) return LogLikelihoodBounds(model, images, count, k, rng, progress);
-        if (k < 1) throw new ConfigException("k", $"must be >= 1, got {k}");
-        int groups = model.Groups;
-        var allocation = Allocation(k, groups);
-        double logPriorY = -Math.Log(groups);
-        int chunk = Math.Max(1, Math.Min(k, RowBudget));
-        int batch = Math.Max(1, Math.Min(count, RowBudget / chunk));
-        var result = new double[count];
-        ForEachBatch(model, images, count, batch, (x, start, n) =>
-        {
-            // The strata: (each example's group, samples drawn under it).
-            var strata = budget == EvaluationBudget.Ystar
-                ? [(model.Assign(x), k)]
-                : Enumerable.Range(0, groups).Where(y => allocation[y] > 0).Select(y => (EpitomicVae.Same(n, y), allocation[y])).ToList();
-            var acc = new double[n];
-            Array.Fill(acc, double.NegativeInfinity);
-            var sum = new double[n];
-            foreach (var (members, samples) in strata)
-            {
-                Array.Fill(sum, double.NegativeInfinity);
-                for (int done = 0; done < samples; done += chunk)
-                {
-                    int kc = Math.Min(chunk, samples - done);
-                    using var ws = Workspace.Begin();
-                    var bound = model.GroupBound(x, members, kc, rng).Data;
-                    // NOTE: L_kc + log kc = log sum_i w_i of the chunk, so the chunks add up in log space exactly.
-                    for (int i = 0; i < n; i++) sum[i] = LogSpace.Add(sum[i], bound[i] + Math.Log(kc));
-                }
-                for (int i = 0; i < n; i++) acc[i] = LogSpace.Add(acc[i], logPriorY + sum[i] - Math.Log(samples));
-            }
-            acc.CopyTo(result, start);
-            progress?.Invoke(start + n);
-        });
-        return result;
-    }
+    public static double[] LogLikelihoodBounds(IGenerativeModel model, float[] images, int count, int k, EvaluationBudget budget, Rng rng,
+        Action<int>? progress = null) =>
+        model.Evaluator.LogLikelihoodBounds(images, count, k, budget, rng, progress);
 
     /// <summary>
     /// k_y, the samples of epitome y when k are shared among <paramref name="groups"/>: floor(k / G) each, and one
@@ -162,113 +111,44 @@ public static class Evaluation
     /// (k as in training), the activity Cov_x(E_q[u]) and the mean KL of every unit. Models with groups
     /// use each example's best group y*.
     /// </summary>
-    public static DataEvaluation Evaluate(GenerativeModel model, float[] images, int count, int k, Rng rng, int batch = 100) =>
+    public static DataEvaluation Evaluate(IGenerativeModel model, float[] images, int count, int k, Rng rng, int batch = 100) =>
         Evaluate(model, images, count, new TrainingBound(k), rng, batch);
 
     /// <summary>
-    /// <see cref="Evaluate(GenerativeModel, float[], int, int, Rng, int)"/> with the run's training bound (k, objective and
+    /// <see cref="Evaluate(IGenerativeModel, float[], int, int, Rng, int)"/> with the run's training bound (k, objective and
     /// KL estimator as in training) for the mean objective.
     /// </summary>
-    public static DataEvaluation Evaluate(GenerativeModel model, float[] images, int count, TrainingBound bound, Rng rng, int batch = 100)
-    {
-        int latent = model.Latent;
-        var means = new float[(long)count * latent];
-        var klSum = new double[latent];
-        double boundSum = 0;
-        ForEachBatch(model, images, count, batch, (x, start, n) =>
-        {
-            var groups = model.Assign(x);
-            var values = model.TrainingObjective(x, groups, bound, 1f, rng).Data;
-            foreach (float b in values) boundSum += b;
-            AddUnits(model.Encode(x, groups), start, n, means, klSum);
-        });
-        return new DataEvaluation(boundSum / count, UnitsOf(means, klSum, count, latent));
-    }
+    public static DataEvaluation Evaluate(IGenerativeModel model, float[] images, int count, TrainingBound bound, Rng rng, int batch = 100) =>
+        model.Evaluator.Evaluate(images, count, bound, rng, batch);
 
     /// <summary>
     /// The activity Cov_x(E_q[u]) and the mean KL of every unit over <paramref name="count"/> images [count, N]
-    /// (the unit statistics of <see cref="Evaluate(GenerativeModel, float[], int, TrainingBound, Rng, int)"/>, without the bound), in evaluation mode; models with groups
+    /// (the unit statistics of <see cref="Evaluate(IGenerativeModel, float[], int, TrainingBound, Rng, int)"/>, without the bound), in evaluation mode; models with groups
     /// use each example's best group y*.
     /// </summary>
-    public static UnitStatistics Units(GenerativeModel model, float[] images, int count, int batch = 100)
-    {
-        int latent = model.Latent;
-        var means = new float[(long)count * latent];
-        var klSum = new double[latent];
-        ForEachBatch(model, images, count, batch, (x, start, n) => AddUnits(model.Encode(x, model.Assign(x)), start, n, means, klSum));
-        return UnitsOf(means, klSum, count, latent);
-    }
+    public static UnitStatistics Units(IGenerativeModel model, float[] images, int count, int batch = 100) =>
+        model.Evaluator.Units(images, count, batch);
 
-    /// <summary>Stores a batch's posterior means at rows [start, start + n) of <paramref name="means"/> and adds its per-unit KL to <paramref name="klSum"/>.</summary>
-    static void AddUnits(Posterior q, int start, int n, float[] means, double[] klSum)
-    {
-        int latent = klSum.Length;
-        q.Mu.Data.CopyTo(means.AsSpan(start * latent, n * latent));
-        var kl = Bounds.KlPerUnit(q).Data;
-        for (int i = 0; i < n; i++)
-            for (int u = 0; u < latent; u++) klSum[u] += kl[i * latent + u];
-    }
-
-    static UnitStatistics UnitsOf(float[] means, double[] klSum, int count, int latent) =>
+    /// <summary>The unit statistics from posterior means [count, D] and per-unit KL sums.</summary>
+    internal static UnitStatistics UnitsOf(float[] means, double[] klSum, int count, int latent) =>
         new(Activity(means, count, latent), klSum.Select(s => s / count).ToArray());
 
     /// <summary>
     /// E_q[z|x] for <paramref name="count"/> images [count, N], row-major [count, D]; models with groups use each
     /// image's best group y* (units outside it are 0).
     /// </summary>
-    public static float[] PosteriorMeans(GenerativeModel model, float[] images, int count, int batch = 500)
-    {
-        int latent = model.Latent;
-        var result = new float[(long)count * latent];
-        ForEachBatch(model, images, count, batch, (x, start, n) =>
-            model.Encode(x, model.Assign(x)).Mu.Data.CopyTo(result.AsSpan(start * latent, n * latent)));
-        return result;
-    }
+    public static float[] PosteriorMeans(IGenerativeModel model, float[] images, int count, int batch = 500) =>
+        model.Evaluator.PosteriorMeans(images, count, batch);
 
     /// <summary>
     /// Reconstructions E[x | z = E_q[z|x]] of <paramref name="count"/> images, [count, N]; models with groups
     /// decode through each image's best group y*.
     /// </summary>
-    public static float[] Reconstructions(GenerativeModel model, float[] images, int count, int batch = 500)
-    {
-        int dim = model.Input;
-        var result = new float[(long)count * dim];
-        ForEachBatch(model, images, count, batch, (x, start, n) =>
-        {
-            var groups = model.Assign(x);
-            model.DecodeMean(model.Encode(x, groups).Mu, groups).Data.CopyTo(result.AsSpan(start * dim, n * dim));
-        });
-        return result;
-    }
+    public static float[] Reconstructions(IGenerativeModel model, float[] images, int count, int batch = 500) =>
+        model.Evaluator.Reconstructions(images, count, batch);
 
-    /// <summary>
-    /// Runs <paramref name="body"/>(x, start, n) on consecutive batches x [n, N] of the images, in evaluation mode
-    /// without gradients, each batch in its own workspace; the model's mode is restored afterwards.
-    /// </summary>
-    static void ForEachBatch(GenerativeModel model, float[] images, int count, int batch, Action<Tensor, int, int> body)
-    {
-        int dim = model.Input;
-        if (images.Length < (long)count * dim)
-            throw new ArgumentException($"{images.Length} values cannot hold {count} images of {dim} values");
-        bool wasTraining = model.Training;
-        model.Eval();
-        try
-        {
-            using var noGrad = Autograd.NoGrad();
-            for (int start = 0; start < count; start += batch)
-            {
-                int n = Math.Min(batch, count - start);
-                using var ws = Workspace.Begin();
-                var x = Tensor.Empty(n, dim);
-                images.AsSpan(start * dim, n * dim).CopyTo(x.Data);
-                body(x, start, n);
-            }
-        }
-        finally
-        {
-            model.Train(wasTraining);
-        }
-    }
+    /// <summary>Decoder means of <paramref name="n"/> draws y ~ uniform, z ~ N(0, I) from <paramref name="rng"/>, [n, N].</summary>
+    public static float[] Samples(IGenerativeModel model, int n, Rng rng) => model.Evaluator.Samples(n, rng);
 
     /// <summary>
     /// Per-unit population variance (divided by n) of posterior means [n, D], by two passes in double.

@@ -1,3 +1,4 @@
+using VaeResearch.Compute;
 using VaeResearch.Data;
 using VaeResearch.Engine;
 using VaeResearch.Models;
@@ -10,17 +11,23 @@ public static class ModelFactory
     /// <summary>Largest allowed gap between the mVAE's and the eVAE's parameter counts.</summary>
     public const double MixtureParameterTolerance = 0.05;
 
-    /// <summary>The model for <paramref name="config"/> on data of <paramref name="input"/> values (weights by <c>config.Init</c>, biases 0).</summary>
-    public static GenerativeModel Build(TrainConfig config, int input, Rng rng)
+    /// <summary>The model for <paramref name="config"/> on the native engine (see <see cref="Build{T}"/>).</summary>
+    public static GenerativeModel<Tensor> Build(TrainConfig config, int input, Rng rng) => Build(NativeContext.Cpu, config, input, rng);
+
+    /// <summary>
+    /// The model for <paramref name="config"/> on data of <paramref name="input"/> values in <paramref name="context"/>
+    /// (weights by <c>config.Init</c>, biases 0): the same weights on every backend for the same seed.
+    /// </summary>
+    public static GenerativeModel<T> Build<T>(ComputeContext<T> context, TrainConfig config, int input, Rng rng) where T : class, ITensor<T>
     {
-        Vae Net(int latent, IReadOnlyList<int> hidden) =>
-            new(input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng, config.Init, config.GaussianLogvar);
+        Vae<T> Net(int latent, IReadOnlyList<int> hidden) =>
+            new(context, input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng, config.Init, config.GaussianLogvar);
         switch (config.Model)
         {
             case ModelKind.Vae:
                 return Net(config.Latent, config.Hidden);
             case ModelKind.Evae:
-                return new EpitomicVae(Net(config.Latent, config.Hidden), Layout(config));
+                return new EpitomicVae<T>(Net(config.Latent, config.Hidden), Layout(config));
             default:
                 var layout = Layout(config);
                 long target = MixtureVae.ParameterCount(input, config.Latent, config.Hidden, config.Decoder, config.Batchnorm);
@@ -30,7 +37,7 @@ public static class ModelFactory
                     throw new VaeResearchException(
                         $"no mixture of {layout.Count} VAEs with K = {layout.Size} units matches the eVAE's {target} parameters within 5% " +
                         $"(closest: hidden {string.Join(",", widths)} with {count}); use fewer epitomes or wider hidden layers");
-                return new MixtureVae(layout, _ => Net(layout.Size, widths));
+                return new MixtureVae<T>(context, layout, _ => Net(layout.Size, widths));
         }
     }
 
@@ -40,15 +47,15 @@ public static class ModelFactory
     /// <paramref name="train"/> (the images actually trained on) in grey levels, before any binarization; with
     /// <see cref="OutputBias.Zero"/> nothing changes.
     /// </summary>
-    public static void InitializeOutputBias(GenerativeModel model, TrainConfig config, Dataset train)
+    public static void InitializeOutputBias<T>(GenerativeModel<T> model, TrainConfig config, Dataset train) where T : class, ITensor<T>
     {
         if (config.OutputBias == OutputBias.Zero) return;
         var mean = MeanImage(train);
-        IEnumerable<Vae> networks = model switch
+        IEnumerable<Vae<T>> networks = model switch
         {
-            Vae vae => [vae],
-            EpitomicVae evae => [evae.Network],
-            MixtureVae mvae => mvae.Components,
+            Vae<T> vae => [vae],
+            EpitomicVae<T> evae => [evae.Network],
+            MixtureVae<T> mvae => mvae.Components,
             _ => throw new ArgumentException($"no decoder bias initialization for {model.GetType().Name}", nameof(model)),
         };
         foreach (var net in networks) net.Decoder.SetMeanBias(mean);

@@ -3,6 +3,8 @@ using AssemblyInformationalVersionAttribute = System.Reflection.AssemblyInformat
 
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using VaeResearch.Compute;
+using VaeResearch.Models;
 using System.Text.Json.Serialization;
 using VaeResearch.Engine;
 
@@ -83,16 +85,21 @@ public sealed class RunFolder
         ["vaeresearch"] = typeof(RunFolder).Assembly.GetCustomAttributes(typeof(AssemblyInformationalVersionAttribute), false).OfType<AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown",
         ["dotnet"] = Environment.Version.ToString(),
         ["system_numerics_tensors"] = typeof(System.Numerics.Tensors.TensorPrimitives).Assembly.GetName().Version?.ToString() ?? "unknown",
-        ["gemm"] = Gemm.BackendDescription,
+        ["gemm"] = Gemm.KernelDescription,
         ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
     };
 
-    /// <summary>Writes config.json: every setting, plus the threads used and the versions.</summary>
-    public void WriteConfig(TrainConfig config)
+    /// <summary>Writes config.json: every setting, plus the threads used and the versions (the native engine's context).</summary>
+    public void WriteConfig(TrainConfig config) => WriteConfig(config, NativeContext.Cpu);
+
+    /// <summary>Writes config.json: every setting, plus the threads <paramref name="context"/> uses and the versions, its own included.</summary>
+    public void WriteConfig(TrainConfig config, IComputeContext context)
     {
         var node = JsonSerializer.SerializeToNode(config, Json)!.AsObject();
-        node["threads"] = Parallelism.Threads;
-        node["versions"] = JsonSerializer.SerializeToNode(Versions(), Json);
+        node["threads"] = context.Threads;
+        var versions = Versions();
+        foreach (var (name, version) in context.Versions) versions[name] = version;
+        node["versions"] = JsonSerializer.SerializeToNode(versions, Json);
         AtomicFile.WriteAllText(ConfigPath, node.ToJsonString(Json) + "\n");
     }
 
@@ -129,7 +136,7 @@ public sealed class RunFolder
         JsonNode.Parse(File.ReadAllText(ConfigPath))?["threads"]?.GetValue<int>();
 
     /// <summary>Saves model and optimizer state with the number of completed epochs (atomic).</summary>
-    public void SaveCheckpoint(Module model, Adam optimizer, int epoch)
+    public void SaveCheckpoint(IGenerativeModel model, IOptimizer optimizer, int epoch)
     {
         var metadata = new Dictionary<string, string>
         {
@@ -141,7 +148,7 @@ public sealed class RunFolder
     }
 
     /// <summary>Loads the checkpoint's model weights (and, when given, the optimizer state); returns the completed epochs.</summary>
-    public int LoadCheckpoint(Module model, Adam? optimizer = null)
+    public int LoadCheckpoint(IGenerativeModel model, IOptimizer? optimizer = null)
     {
         if (!HasCheckpoint)
             throw new VaeResearchException($"run '{Path}' has no checkpoint yet (no epoch has completed)");

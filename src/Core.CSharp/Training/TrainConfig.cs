@@ -1,3 +1,4 @@
+using VaeResearch.Compute;
 using System.Text.Json.Serialization;
 using VaeResearch.Data;
 using VaeResearch.Engine;
@@ -30,7 +31,7 @@ public enum ScheduleKind
 /// <summary>How the eVAE/mVAE assigns the training images in the first epoch.</summary>
 public enum FirstEpochAssignment
 {
-    /// <summary>A seeded balanced random assignment (see the remarks of <see cref="Trainer.EpochAssignment(GenerativeModel, TrainConfig, Binarizer, int)"/>).</summary>
+    /// <summary>A seeded balanced random assignment (see the remarks of <see cref="Trainer.EpochAssignment(IGenerativeModel, TrainConfig, Binarizer, int)"/>).</summary>
     Balanced,
     /// <summary>Algorithm 1 as stated: y* = argmin C_evae under the initial parameters.</summary>
     Assign,
@@ -203,6 +204,12 @@ public sealed record TrainConfig
     /// <summary>Seed of every random choice in the run.</summary>
     public ulong Seed { get; init; }
 
+    /// <summary>The backend that runs the model: "native" (the engine, CPU) or "torch" (libtorch through TorchSharp).</summary>
+    public string Backend { get; init; } = ComputeBackends.Native;
+
+    /// <summary>The device: "cpu", "cuda" or "cuda:N" (CUDA needs the torch backend).</summary>
+    public string Device { get; init; } = "cpu";
+
     /// <summary>The training bound: k samples, the objective and the KL estimator.</summary>
     [JsonIgnore]
     public TrainingBound Bound => new(Samples, Objective, Kl);
@@ -224,6 +231,9 @@ public sealed record TrainConfig
             if (!ok) throw new ConfigException(key, detail);
         }
         Require(Dataset is "mnist" or "synthetic", "dataset", $"must be mnist or synthetic, got '{Dataset}'");
+        Require(Backend is ComputeBackends.Native or ComputeBackends.Torch, "backend", $"must be native or torch, got '{Backend}'");
+        Require(ComputeBackends.IsValidDevice(Device), "device", $"must be cpu, cuda or cuda:N, got '{Device}'");
+        Require(Device == "cpu" || Backend == ComputeBackends.Torch, "device", $"must be cpu for the native backend, got '{Device}' (backend torch runs on CUDA)");
         Require(SyntheticDimension >= 1, "synthetic_dimension", $"must be >= 1, got {SyntheticDimension}");
         Require(Samples >= 1, "k", $"(importance samples) must be >= 1, got {Samples}");
         Require(Latent >= 1, "latent", $"(D) must be >= 1, got {Latent}");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using VaeResearch.Compute;
 using VaeResearch.Data;
 using VaeResearch.Engine;
 using VaeResearch.Models;
@@ -76,7 +77,7 @@ public static class TrainStreams
 /// <param name="Model">The trained model (in evaluation mode).</param>
 /// <param name="Metrics">Every metrics row of the run, including those from before a resume.</param>
 /// <param name="Stopped">Whether a stop request ended training early (after a completed, checkpointed epoch).</param>
-public sealed record TrainingResult(GenerativeModel Model, IReadOnlyList<MetricsRow> Metrics, bool Stopped = false);
+public sealed record TrainingResult(IGenerativeModel Model, IReadOnlyList<MetricsRow> Metrics, bool Stopped = false);
 
 /// <summary>
 /// Trains a model on minibatches with Adam, one run folder per run: after every epoch it evaluates the test
@@ -111,12 +112,27 @@ public static class Trainer
         CancellationToken stop = default)
     {
         config.Validate();
+        var context = ComputeBackends.Create(config.Backend, config.Device, Parallelism.Threads);
+        return context.Apply(new Training(config, run, resume, data, progress, stop));
+    }
+
+    sealed record Training(TrainConfig Config, RunFolder Run, bool Resume, DataSplits Data, ITrainingProgress Progress, CancellationToken Stop)
+        : IContextFunction<TrainingResult>
+    {
+        public TrainingResult Invoke<T>(ComputeContext<T> context) where T : class, ITensor<T> =>
+            Train(context, Config, Run, Resume, Data, Progress, Stop);
+    }
+
+    /// <summary>The training loop, written once for every backend.</summary>
+    static TrainingResult Train<T>(ComputeContext<T> context, TrainConfig config, RunFolder run, bool resume, DataSplits data,
+        ITrainingProgress progress, CancellationToken stop) where T : class, ITensor<T>
+    {
         var train = data.Train;
         int dim = train.Dim;
-        var model = ModelFactory.Build(config, dim, new Rng(config.Seed, TrainStreams.Init));
+        var model = ModelFactory.Build(context, config, dim, new Rng(config.Seed, TrainStreams.Init));
         ModelFactory.InitializeOutputBias(model, config, train);
-        var adam = new Adam(model.Parameters(), (float)config.Lr, (float)config.AdamBeta1, (float)config.AdamBeta2, (float)config.AdamEps,
-            config.Optimizer);
+        var adam = context.Adam(model.Parameters(),
+            new AdamSettings((float)config.Lr, (float)config.AdamBeta1, (float)config.AdamBeta2, (float)config.AdamEps, config.Optimizer));
         var bound = config.Bound;
 
         int start = 0;
@@ -140,7 +156,7 @@ public static class Trainer
         }
         else
         {
-            run.WriteConfig(config);
+            run.WriteConfig(config, context);
         }
         // A resumed run records its new epoch count once an epoch has completed under it.
         bool configStale = resume;
@@ -153,6 +169,7 @@ public static class Trainer
             AddActivity(activity, 0, Evaluation.Units(model, activityImages, activityCount));
         int batches = Batches.Count(train.Count, config.Batch);
         var groupBuffer = new int[config.Batch];
+        var rowBuffer = new int[config.Batch];
 
         for (int epoch = start; epoch < config.Epochs; epoch++)
         {
@@ -176,10 +193,11 @@ public static class Trainer
                 for (int i = 0; i < rows.Length; i++) groups[i] = assignment?[rows[i]] ?? 0;
                 beta = config.KlWeight * Schedules.WarmupBeta(config.Warmup, config.WarmupEpochs, batches, adam.StepCount, epoch);
                 float loss;
-                using (Workspace.Begin())
+                using (context.Scope())
                 {
-                    var x = Tensor.Empty(rows.Length, dim);
-                    binarizer.Fill(rows, epoch, x.Data);
+                    rows.CopyTo(rowBuffer);
+                    int count = rows.Length, e = epoch;
+                    var x = context.Fill(values => binarizer.Fill(rowBuffer.AsSpan(0, count), e, values), count, dim);
                     var perExample = model.TrainingObjective(x, groups, bound, (float)beta, noise);
                     // NOTE: a summed loss (Burda et al.'s code) scales the gradient by the batch size; the reported loss
                     // is the mean either way.
@@ -195,7 +213,7 @@ public static class Trainer
                 progress.BatchCompleted(b + 1, -loss);
             }
             foreach (var p in model.Parameters())
-                foreach (float v in p.Data)
+                foreach (float v in p.ToArray())
                     if (!float.IsFinite(v))
                         throw new TrainingDivergedException(run, epoch + 1, batches, "a weight is not finite");
 
@@ -207,7 +225,7 @@ public static class Trainer
             AddActivity(activity, epoch + 1, units);
             if (configStale)
             {
-                run.WriteConfig(config);
+                run.WriteConfig(config, context);
                 configStale = false;
             }
             RunCsv.WriteMetrics(run.MetricsPath, metrics);
@@ -256,7 +274,7 @@ public static class Trainer
     /// first; from the second epoch on, y* follows Algorithm 1. <c>evae_first_epoch assign</c> is the algorithm as
     /// the paper states it.
     /// </remarks>
-    public static int[] EpochAssignment(GenerativeModel model, TrainConfig config, Binarizer binarizer, int epoch)
+    public static int[] EpochAssignment(IGenerativeModel model, TrainConfig config, Binarizer binarizer, int epoch)
     {
         if (epoch == 0 && config.EvaeFirstEpoch == FirstEpochAssignment.Balanced)
             return InitialAssignment(binarizer.Data.Count, model.Groups, config.Seed);
@@ -281,28 +299,19 @@ public static class Trainer
     /// mode; <paramref name="samples"/> Monte-Carlo draws per image and group from <paramref name="rng"/>, in example order
     /// (0: plug-in).
     /// </summary>
-    static int[] AssignAll(GenerativeModel model, Binarizer binarizer, int epoch, int samples, Rng? rng, int batch = 500)
+    static int[] AssignAll(IGenerativeModel model, Binarizer binarizer, int epoch, int samples, Rng? rng, int batch = 500)
     {
-        int n = binarizer.Data.Count, dim = binarizer.Data.Dim;
-        var assignment = new int[n];
         bool wasTraining = model.Training;
         model.Eval();
         try
         {
-            for (int s = 0; s < n; s += batch)
-            {
-                int m = Math.Min(batch, n - s);
-                using var ws = Workspace.Begin();
-                var x = Tensor.Empty(m, dim);
-                binarizer.FillRange(s, m, epoch, x.Data);
-                model.Assign(x, samples, rng).CopyTo(assignment, s);
-            }
+            return model.Evaluator.Assign(binarizer.Data.Count, (start, count, values) => binarizer.FillRange(start, count, epoch, values),
+                samples, rng, batch);
         }
         finally
         {
             model.Train(wasTraining);
         }
-        return assignment;
     }
 }
 

@@ -1,10 +1,12 @@
+using VaeResearch.Compute;
+
 namespace VaeResearch.Engine;
 
 /// <summary>Inverted dropout: in training, zeroes each value with probability p and scales the rest by 1/(1-p).</summary>
-public sealed class Dropout : Module
+public sealed class Dropout<T> : Module<T> where T : class, ITensor<T>
 {
     /// <summary>A dropout layer with drop probability <paramref name="p"/> in [0, 1).</summary>
-    public Dropout(float p)
+    public Dropout(ComputeContext<T> context, float p) : base(context)
     {
         if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout probability must be in [0, 1)");
         P = p;
@@ -14,13 +16,12 @@ public sealed class Dropout : Module
     public float P { get; }
 
     /// <summary>x with a fresh seeded mask from <paramref name="rng"/> in training; x itself in evaluation or when p = 0.</summary>
-    public Tensor Forward(Tensor x, Rng rng)
+    public T Forward(T x, Rng rng)
     {
         if (!Training || P == 0f) return x;
-        var mask = Tensor.Empty(x.Shape);
-        var m = mask.Data;
+        var m = new float[x.Size];
         rng.FillBernoulli(m, 1f - P);
         System.Numerics.Tensors.TensorPrimitives.Multiply(m, 1f / (1f - P), m);
-        return x * mask;
+        return x * Context.Upload(m, x.Shape);
     }
 }

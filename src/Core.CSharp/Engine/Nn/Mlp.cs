@@ -1,3 +1,5 @@
+using VaeResearch.Compute;
+
 namespace VaeResearch.Engine;
 
 /// <summary>Hidden-layer activation functions.</summary>
@@ -15,27 +17,28 @@ public enum Activation
 /// A stack of hidden layers: Linear, then (optionally) batch norm, then the activation, for each width.
 /// Names: <c>hidden.{i}.weight|bias</c> and <c>norm.{i}.*</c>.
 /// </summary>
-public sealed class Mlp : Module
+public sealed class Mlp<T> : Module<T> where T : class, ITensor<T>
 {
-    readonly Linear[] layers;
-    readonly BatchNorm1d?[] norms;
+    readonly Linear<T>[] layers;
+    readonly BatchNorm1d<T>?[] norms;
 
     /// <summary>Builds hidden layers of the given widths on inputs of width <paramref name="inFeatures"/>, weights drawn by <paramref name="init"/>.</summary>
-    public Mlp(int inFeatures, IReadOnlyList<int> hidden, Activation activation, bool batchNorm, Rng rng, WeightInit init = WeightInit.Normal)
+    public Mlp(ComputeContext<T> context, int inFeatures, IReadOnlyList<int> hidden, Activation activation, bool batchNorm, Rng rng,
+        WeightInit init = WeightInit.Normal) : base(context)
     {
         Activation = activation;
-        layers = new Linear[hidden.Count];
-        norms = new BatchNorm1d?[hidden.Count];
+        layers = new Linear<T>[hidden.Count];
+        norms = new BatchNorm1d<T>?[hidden.Count];
         int width = inFeatures;
         for (int i = 0; i < hidden.Count; i++)
         {
-            layers[i] = new Linear(width, hidden[i], rng, init);
+            layers[i] = new Linear<T>(context, width, hidden[i], rng, init);
             width = hidden[i];
         }
         // Registration order fixes checkpoint order: all hidden layers, then all norms.
         for (int i = 0; i < layers.Length; i++) RegisterModule($"hidden.{i}", layers[i]);
         if (batchNorm)
-            for (int i = 0; i < layers.Length; i++) norms[i] = RegisterModule($"norm.{i}", new BatchNorm1d(hidden[i]));
+            for (int i = 0; i < layers.Length; i++) norms[i] = RegisterModule($"norm.{i}", new BatchNorm1d<T>(context, hidden[i]));
         OutFeatures = width;
     }
 
@@ -46,7 +49,7 @@ public sealed class Mlp : Module
     public int OutFeatures { get; }
 
     /// <summary>x [..., in] through every hidden layer.</summary>
-    public Tensor Forward(Tensor x)
+    public T Forward(T x)
     {
         for (int i = 0; i < layers.Length; i++)
         {

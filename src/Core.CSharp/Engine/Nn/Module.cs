@@ -1,13 +1,12 @@
+using VaeResearch.Compute;
+
 namespace VaeResearch.Engine;
 
 /// <summary>
-/// A building block with named parameters, buffers (non-trainable state such as running statistics)
-/// and child modules, like PyTorch's <c>nn.Module</c>. Names are dotted paths ("hidden.0.weight").
+/// What every module offers whatever its backend: the training mode and the named state a checkpoint holds.
 /// </summary>
 public abstract class Module
 {
-    readonly List<(string Name, Tensor Tensor)> parameters = [];
-    readonly List<(string Name, Tensor Tensor)> buffers = [];
     readonly List<(string Name, Module Module)> children = [];
 
     /// <summary>Whether the module is in training mode (batch statistics, dropout on).</summary>
@@ -23,59 +22,94 @@ public abstract class Module
     /// <summary>Sets evaluation mode (running statistics, no dropout) on this module and every descendant.</summary>
     public void Eval() => Train(false);
 
-    /// <summary>Registers a trainable tensor under <paramref name="name"/>.</summary>
-    protected Tensor RegisterParameter(string name, Tensor parameter)
-    {
-        if (!parameter.RequiresGrad) throw new ArgumentException($"parameter '{name}' must require a gradient");
-        parameters.Add((name, parameter));
-        return parameter;
-    }
+    /// <summary>The child modules with their names, in registration order.</summary>
+    protected IReadOnlyList<(string Name, Module Module)> Children => children;
 
-    /// <summary>Registers non-trainable state (saved in checkpoints) under <paramref name="name"/>.</summary>
-    protected Tensor RegisterBuffer(string name, Tensor buffer)
-    {
-        buffers.Add((name, buffer));
-        return buffer;
-    }
+    /// <summary>Adds a child (its names are prefixed with <paramref name="name"/>; an empty name adds no prefix).</summary>
+    protected void AddChild(string name, Module module) => children.Add((name, module));
 
-    /// <summary>Registers a child module whose names are prefixed with <paramref name="name"/> (an empty name adds no prefix).</summary>
-    protected T RegisterModule<T>(string name, T module) where T : Module
-    {
-        children.Add((name, module));
-        return module;
-    }
-
-    /// <summary>Every parameter with its dotted name, this module's first, then each child's in registration order.</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> NamedParameters() => Walk(m => m.parameters);
-
-    /// <summary>Every buffer with its dotted name.</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> NamedBuffers() => Walk(m => m.buffers);
-
-    /// <summary>The parameters, in <see cref="NamedParameters"/> order.</summary>
-    public IReadOnlyList<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor).ToList();
-
-    /// <summary>Total number of trainable values.</summary>
-    public long ParameterCount() => NamedParameters().Sum(p => (long)p.Tensor.Size);
-
-    IEnumerable<(string, Tensor)> Walk(Func<Module, List<(string, Tensor)>> select, string prefix = "")
-    {
-        foreach (var (name, t) in select(this)) yield return (prefix + name, t);
-        foreach (var (name, child) in children)
-            foreach (var item in child.Walk(select, name.Length == 0 ? prefix : prefix + name + "."))
-                yield return item;
-    }
-
-    /// <summary>Parameters and buffers as named copies, for <see cref="Safetensors.Save"/>.</summary>
-    public IEnumerable<NamedTensor> StateDict() =>
-        NamedParameters().Concat(NamedBuffers()).Select(p => new NamedTensor(p.Name, p.Tensor.Shape, p.Tensor.ToArray()));
+    /// <summary>Parameters and buffers as named CPU copies, for <see cref="Safetensors.Save"/>.</summary>
+    public abstract IEnumerable<NamedTensor> StateDict();
 
     /// <summary>
     /// Copies every parameter and buffer from <paramref name="content"/>; a missing tensor or a wrong
     /// shape is a <see cref="FileFormatException"/> naming it.
     /// </summary>
-    public void LoadStateDict(SafetensorsContent content)
+    public abstract void LoadStateDict(SafetensorsContent content);
+
+    /// <summary>Total number of trainable values.</summary>
+    public abstract long ParameterCount();
+}
+
+/// <summary>
+/// A building block with named parameters, buffers (non-trainable state such as running statistics)
+/// and child modules, like PyTorch's <c>nn.Module</c>, on the backend of <typeparamref name="T"/>.
+/// Names are dotted paths ("hidden.0.weight").
+/// </summary>
+public abstract class Module<T> : Module where T : class, ITensor<T>
+{
+    readonly List<(string Name, T Tensor)> parameters = [];
+    readonly List<(string Name, T Tensor)> buffers = [];
+
+    /// <summary>A module whose tensors live in <paramref name="context"/>.</summary>
+    protected Module(ComputeContext<T> context) => Context = context;
+
+    /// <summary>The backend and device of the module's tensors.</summary>
+    public ComputeContext<T> Context { get; }
+
+    /// <summary>Registers a trainable tensor with these values under <paramref name="name"/>.</summary>
+    protected T RegisterParameter(string name, ReadOnlySpan<float> values, params int[] shape)
+    {
+        var parameter = Context.Parameter(values, shape);
+        parameters.Add((name, parameter));
+        return parameter;
+    }
+
+    /// <summary>Registers non-trainable state (saved in checkpoints) with these values under <paramref name="name"/>.</summary>
+    protected T RegisterBuffer(string name, ReadOnlySpan<float> values, params int[] shape)
+    {
+        var buffer = Context.State(values, shape);
+        buffers.Add((name, buffer));
+        return buffer;
+    }
+
+    /// <summary>Registers a child module whose names are prefixed with <paramref name="name"/> (an empty name adds no prefix).</summary>
+    protected TModule RegisterModule<TModule>(string name, TModule module) where TModule : Module<T>
+    {
+        if (!ReferenceEquals(module.Context, Context))
+            throw new ArgumentException($"module '{name}' lives in {module.Context}, its parent in {Context}", nameof(module));
+        AddChild(name, module);
+        return module;
+    }
+
+    /// <summary>Every parameter with its dotted name, this module's first, then each child's in registration order.</summary>
+    public IEnumerable<(string Name, T Tensor)> NamedParameters() => Walk(m => m.parameters);
+
+    /// <summary>Every buffer with its dotted name.</summary>
+    public IEnumerable<(string Name, T Tensor)> NamedBuffers() => Walk(m => m.buffers);
+
+    /// <summary>The parameters, in <see cref="NamedParameters"/> order.</summary>
+    public IReadOnlyList<T> Parameters() => NamedParameters().Select(p => p.Tensor).ToList();
+
+    /// <inheritdoc/>
+    public override long ParameterCount() => NamedParameters().Sum(p => (long)p.Tensor.Size);
+
+    IEnumerable<(string, T)> Walk(Func<Module<T>, List<(string, T)>> select, string prefix = "")
+    {
+        foreach (var (name, t) in select(this)) yield return (prefix + name, t);
+        foreach (var (name, child) in Children)
+            foreach (var item in ((Module<T>)child).Walk(select, name.Length == 0 ? prefix : prefix + name + "."))
+                yield return item;
+    }
+
+    /// <inheritdoc/>
+    public override IEnumerable<NamedTensor> StateDict() =>
+        NamedParameters().Concat(NamedBuffers()).Select(p => new NamedTensor(p.Name, p.Tensor.Shape, p.Tensor.ToArray()));
+
+    /// <inheritdoc/>
+    public override void LoadStateDict(SafetensorsContent content)
     {
         foreach (var (name, t) in NamedParameters().Concat(NamedBuffers()))
-            content.Get(name, t.Shape).Data.CopyTo(t.Data);
+            t.CopyFrom(content.Get(name, t.Shape).Data);
     }
 }
