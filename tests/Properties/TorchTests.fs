@@ -310,16 +310,18 @@ let private contextCases =
           requireTorch ()
           let ctx = torchContext.Value
           let p = ctx.Parameter(ReadOnlySpan [| 1f; 2f; 3f |], 3)
-          let s = ctx.State(ReadOnlySpan [| 5f; 6f; 7f |], 3)
-          let t, y, w =
+          let t, z, y, w, s =
               use _scope = ctx.Scope()
               let t = ctx.Upload(ReadOnlySpan [| 4f; 5f; 6f |], 3)
-              let w = ctx.Parameter(ReadOnlySpan [| 1f |], 1) // a parameter made inside the scope
-              let y = (p * t * w).Sum()
+              let z = ctx.Zeros(3)
+              let w = ctx.Parameter(ReadOnlySpan [| 1f |], 1) // a parameter and state made inside the scope
+              let s = ctx.State(ReadOnlySpan [| 5f; 6f; 7f |], 3)
+              let y = (p * t * w + z).Sum()
               y.Backward()
               Expect.isFalse t.Value.IsInvalid "alive inside the scope"
-              t, y, w
+              t, z, y, w, s
           Expect.isTrue t.Value.IsInvalid "the upload is disposed"
+          Expect.isTrue z.Value.IsInvalid "the zeros are disposed"
           Expect.isTrue y.Value.IsInvalid "the result is disposed"
           Expect.isFalse p.Value.IsInvalid "the parameter survives"
           Expect.isFalse w.Value.IsInvalid "a parameter made in the scope survives"
