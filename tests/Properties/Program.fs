@@ -21,5 +21,6 @@ let main argv =
           EpitomeProtocolTests.tests
           ActivityProtocolTests.tests
           SweepTests.tests
-          ElfTests.tests ]
+          ElfTests.tests
+          TorchTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv
