@@ -22,5 +22,6 @@ let main argv =
           ActivityProtocolTests.tests
           SweepTests.tests
           ElfTests.tests
+          BackendTests.tests
           TorchTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

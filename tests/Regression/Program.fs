@@ -14,5 +14,6 @@ let main argv =
           SweepTests.tests
           VariantTests.tests
           AnalysisTests.tests
-          ParzenProtocolTests.tests ]
+          ParzenProtocolTests.tests
+          TorchTrainingTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

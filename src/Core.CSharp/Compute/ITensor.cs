@@ -74,13 +74,13 @@ public interface ITensor<T> where T : class, ITensor<T>
     /// <summary>Sum over one axis (removed from the shape).</summary>
     T Sum(int axis);
 
-    /// <summary>Sum of all elements, shape [1].</summary>
+    /// <summary>Sum of all elements, a one-element tensor.</summary>
     T Sum();
 
     /// <summary>Mean over one axis (removed from the shape).</summary>
     T Mean(int axis);
 
-    /// <summary>Mean of all elements, shape [1].</summary>
+    /// <summary>Mean of all elements, a one-element tensor.</summary>
     T Mean();
 
     /// <summary>log sum exp over one axis (removed from the shape), computed stably.</summary>
