@@ -125,13 +125,75 @@ let invariants<'T when 'T :> ITensor<'T> and 'T: not struct> (name: string) (con
                 for b in bound do within 2e-4 (float b) m.LogPx $"k = {k}: L_k against log p(x) = {m.LogPx:F5}"
     ]
 
+let private largest (values: float32[]) = values |> Array.fold (fun m v -> max m (abs (float v))) 0.0
+
+/// |actual - expected| <= tolerance max(max |expected|, floor) elementwise: a float32 tolerance relative to the vector's
+/// scale, so that an entry near zero is compared at the precision of its neighbours.
+let private closeToScale (tolerance: float) (floor: float) (actual: float32[]) (expected: float32[]) (message: string) =
+    Expect.equal actual.Length expected.Length $"{message}: length"
+    let scale = max (largest expected) floor
+    for i in 0 .. actual.Length - 1 do
+        if not (abs (float actual[i] - float expected[i]) <= tolerance * scale) then
+            failtestf "%s[%d]: expected %.9g, got %.9g (off by %g, allowed %g)" message i expected[i] actual[i]
+                (abs (float actual[i] - float expected[i])) (tolerance * scale)
+
+/// The model kinds the equivalence covers, as configurations on 20-pixel data with D = 6.
+let private equivalenceCases =
+    let hidden = [| 16; 12 |]
+    [ "VAE, Bernoulli", VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8)
+      "VAE, Gaussian", VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, Decoder = DecoderKind.Gaussian)
+      "VAE, batch norm", VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, Batchnorm = true)
+      "IWAE, k = 5", VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, Samples = 5)
+      "eVAE, K = 2, s = 2",
+      VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, Model = VaeResearch.Training.ModelKind.Evae, EpitomeSize = Nullable 2)
+      "mVAE, K = 3",
+      VaeResearch.Training.TrainConfig(Latent = 6, Hidden = [| 24; 12 |], Batch = 8, Model = VaeResearch.Training.ModelKind.Mvae, EpitomeSize = Nullable 3) ]
+
+/// The bound per example and every gradient of one training step's loss, on one backend, from the same seeds.
+let private stepOn (context: ComputeContext<'T>) (config: VaeResearch.Training.TrainConfig) =
+    let model = VaeResearch.Training.ModelFactory.Build(context, config, 20, Rng(1UL, 2UL))
+    let pixels = binaryPixels 8UL 8 20
+    let groups = Array.init 8 (fun i -> i % model.Groups)
+    use _ = context.Scope()
+    let x = context.Upload(ReadOnlySpan pixels, 8, 20)
+    let bound = model.TrainingObjective(x, ReadOnlySpan groups, config.Bound, 1.0f, Rng(5UL))
+    'T.op_UnaryNegation(bound.Mean()).Backward()
+    bound.ToArray(), [ for struct (name, p) in model.NamedParameters() -> name, p.GradToArray() ]
+
+/// The same weights and noise give the same per-example bound and gradients on libtorch as on the native engine.
+let private equivalence (torch: ComputeContext<TorchTensor>) =
+    testList "native and torch agree" [
+        // Tolerances: float32 sums in another order (libtorch's GEMM and reductions). Measured here: bounds agree to
+        // about 1e-7 of their scale and gradients to about 1e-6 of the largest gradient of their tensor; 1e-5 and 1e-4
+        // leave a factor of about 100, while a semantic difference (a missing term, a wrong mask) moves them by 1e-2 or more.
+        // A tensor's scale has a floor of 1e-3 of the model's largest gradient. The bias of a hidden layer before batch norm
+        // has gradient 0 in exact arithmetic (the norm removes any shift): both backends return rounding noise there
+        // (about 1e-7 of the largest gradient), so it is checked to be that small on both instead.
+        for name, config in equivalenceCases ->
+            testCase $"{name}: the bound per example (1e-5 of its scale) and every gradient (1e-4 of its tensor's largest)" <| fun () ->
+                let nativeBound, nativeGrads = stepOn native config
+                let torchBound, torchGrads = stepOn torch config
+                closeToScale 1e-5 0.0 torchBound nativeBound "bound"
+                Expect.sequenceEqual (List.map fst torchGrads) (List.map fst nativeGrads) "parameter names"
+                let floor = 1e-3 * (nativeGrads |> List.map (snd >> largest) |> List.max)
+                Expect.isGreaterThan floor 0.0 "a non-zero gradient to compare"
+                let beforeNorm (n: string) = config.Batchnorm && n.Contains ".hidden." && n.EndsWith ".bias"
+                for (n, t), (_, e) in List.zip torchGrads nativeGrads do
+                    if beforeNorm n then
+                        for g, who in [ t, "torch"; e, "native" ] do
+                            Expect.isLessThanOrEqual (largest g) (1e-5 * floor / 1e-3) $"{who}: gradient of {n} (zero before batch norm)"
+                    else closeToScale 1e-4 floor t e $"gradient of {n}"
+    ]
+
 /// The invariants on the native engine and on libtorch (CPU); where libtorch cannot load, one test says why (skipped,
 /// or failed under CI).
 let tests =
     testList "Backends" [
         invariants "native" native
         match Option.ofObj TorchBackend.LoadError with
-        | None -> invariants "torch" (TorchContext("cpu", Environment.ProcessorCount))
+        | None ->
+            let torch = TorchContext("cpu", Environment.ProcessorCount)
+            testList "torch" [ invariants "torch" torch; equivalence torch ]
         | Some why ->
             testCase "backend torch" <| fun () ->
                 requireNative "libtorch (TorchSharp)" (Some why) "dotnet build restores libtorch-cpu-linux-x64 2.10.0 and patches libLibTorchSharp.so under bin/"

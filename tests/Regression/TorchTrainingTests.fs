@@ -51,7 +51,7 @@ let tests =
             Expect.equal (config.GetProperty("backend").GetString()) "torch" "backend"
             Expect.equal (config.GetProperty("device").GetString()) "cpu" "device"
             let versions = config.GetProperty "versions"
-            Expect.equal (versions.GetProperty("libtorch").GetString()) "2.10.0" "libtorch version"
+            Expect.stringStarts (nonNull (versions.GetProperty("libtorch").GetString())) "2.10.0" "libtorch version"
             Expect.stringStarts (nonNull (versions.GetProperty("torchsharp").GetString())) "0.107" "TorchSharp version"
 
         testCase "a resumed torch run ends bit-identical to an uninterrupted one" <| fun () ->
