@@ -13,6 +13,7 @@ module VaeResearch.Properties.GemmTests
 // belongs in `regressionCases` once fixed.
 
 open System
+open System.IO
 open Expecto
 open FsCheck
 open FsCheck.FSharp
@@ -219,6 +220,9 @@ let private badArguments =
 let private yes = Func<bool>(fun () -> true)
 let private no = Func<bool>(fun () -> false)
 let private why = Func<string>(fun () -> "cannot open shared object file")
+/// A calibration that must not run (VAE_GEMM forces the kernel, or OpenBLAS is missing).
+let private noCalibration = Func<GemmKernel>(fun () -> failtest "the calibration ran, but the kernel was already decided")
+let private calibratedTo (kernel: GemmKernel) = Func<GemmKernel>(fun () -> kernel)
 
 // ---------------------------------------------------------------------------------------------
 
@@ -375,17 +379,18 @@ let tests =
             let e = throws<ArgumentOutOfRangeException> (fun () -> Gemm.SetThreads 0)
             Expect.equal e.ParamName ("threads") "e.ParamName"
 
-        testCase "VAE_GEMM selects the backend" <| fun () ->
-            Expect.equal (Gemm.SelectKernel(null, yes, why)) GemmKernel.OpenBlas "Gemm.SelectKernel(null, yes, why)"
-            Expect.equal (Gemm.SelectKernel(null, no, why)) GemmKernel.Managed "Gemm.SelectKernel(null, no, why)"
-            Expect.equal (Gemm.SelectKernel("", yes, why)) GemmKernel.OpenBlas "Gemm.SelectKernel(\"\", yes, why)"
-            Expect.equal (Gemm.SelectKernel("managed", yes, why)) GemmKernel.Managed "Gemm.SelectKernel(\"managed\", yes, why)"
-            Expect.equal (Gemm.SelectKernel(" Managed ", no, why)) GemmKernel.Managed "Gemm.SelectKernel(\" Managed \", no, why)"
-            Expect.equal (Gemm.SelectKernel("openblas", yes, why)) GemmKernel.OpenBlas "Gemm.SelectKernel(\"openblas\", yes, why)"
-            Expect.equal (Gemm.SelectKernel("OpenBLAS", yes, why)) GemmKernel.OpenBlas "Gemm.SelectKernel(\"OpenBLAS\", yes, why)"
+        testCase "VAE_GEMM selects the kernel; unset or empty, the calibration picks it where OpenBLAS loads" <| fun () ->
+            for kernel in [ GemmKernel.Managed; GemmKernel.OpenBlas ] do
+                Expect.equal (Gemm.SelectKernel(null, yes, why, calibratedTo kernel)) kernel $"unset, calibrated to {kernel}"
+                Expect.equal (Gemm.SelectKernel("", yes, why, calibratedTo kernel)) kernel $"empty, calibrated to {kernel}"
+            Expect.equal (Gemm.SelectKernel(null, no, why, noCalibration)) GemmKernel.Managed "unset without OpenBLAS: managed, no calibration"
+            Expect.equal (Gemm.SelectKernel("managed", yes, why, noCalibration)) GemmKernel.Managed "Gemm.SelectKernel(\"managed\", yes, why, noCalibration)"
+            Expect.equal (Gemm.SelectKernel(" Managed ", no, why, noCalibration)) GemmKernel.Managed "Gemm.SelectKernel(\" Managed \", no, why, noCalibration)"
+            Expect.equal (Gemm.SelectKernel("openblas", yes, why, noCalibration)) GemmKernel.OpenBlas "Gemm.SelectKernel(\"openblas\", yes, why, noCalibration)"
+            Expect.equal (Gemm.SelectKernel("OpenBLAS", yes, why, noCalibration)) GemmKernel.OpenBlas "Gemm.SelectKernel(\"OpenBLAS\", yes, why, noCalibration)"
 
         testCase "VAE_GEMM=openblas without the library names the variable and the fix" <| fun () ->
-            let e = throws<VaeResearchException> (fun () -> Gemm.SelectKernel("openblas", no, why) |> ignore)
+            let e = throws<VaeResearchException> (fun () -> Gemm.SelectKernel("openblas", no, why, noCalibration) |> ignore)
             Expect.stringContains e.Message ("VAE_GEMM=openblas") "e.Message"
             Expect.stringContains e.Message OpenBlas.LibraryName "the library it tried"
             Expect.stringContains e.Message ("cannot open shared object file") "e.Message"
@@ -394,7 +399,7 @@ let tests =
 
         testCase "an unknown VAE_GEMM value names the variable and the valid values" <| fun () ->
             for value in [ "mkl"; "OPENBLAS2"; "1" ] do
-                let e = throws<VaeResearchException> (fun () -> Gemm.SelectKernel(value, yes, why) |> ignore)
+                let e = throws<VaeResearchException> (fun () -> Gemm.SelectKernel(value, yes, why, noCalibration) |> ignore)
                 Expect.stringContains e.Message ($"VAE_GEMM='{value}'") "e.Message"
                 Expect.stringContains e.Message ("'managed' or 'openblas'") "e.Message"
 
@@ -425,6 +430,31 @@ let tests =
             let description = Gemm.Describe GemmKernel.OpenBlas
             Expect.stringStarts description $"openblas ({OpenBlas.LibraryName}, " "description"
             printfn "%s" description
+
+        testCase "the calibration keeps the faster kernel under the machine key, and measures again for a new key or a broken file" <| fun () ->
+            use folder = new TempFolder "vae-gemm-calibration-"
+            let path = folder.File "gemm-calibration.json"
+            let calls = ref 0
+            let timing (managed: float) (openBlas: float) =
+                Func<GemmKernel, float>(fun k -> calls.Value <- calls.Value + 1; if k = GemmKernel.Managed then managed else openBlas)
+            Expect.equal (GemmCalibration.Choose(path, "machine A", timing 0.001 0.003)) GemmKernel.Managed "managed is faster"
+            Expect.equal calls.Value 2 "both kernels timed once"
+            let field (name: string) = Text.Json.JsonDocument.Parse(File.ReadAllText path).RootElement.GetProperty name
+            Expect.equal (field("key").GetString()) "machine A" "the key is recorded"
+            Expect.equal (field("choice").GetString()) "managed" "the choice is recorded"
+            within 1e-9 (field("managed_ms").GetDouble()) 1.0 "the managed time in ms"
+            Expect.equal (GemmCalibration.Choose(path, "machine A", timing 0.003 0.001)) GemmKernel.Managed "same key: the cached choice"
+            Expect.equal calls.Value 2 "same key: nothing timed"
+            Expect.equal (GemmCalibration.Choose(path, "machine B", timing 0.003 0.001)) GemmKernel.OpenBlas "a new key measures again"
+            Expect.equal calls.Value 4 "a new key times both"
+            File.WriteAllText(path, "{ not json")
+            Expect.equal (GemmCalibration.Choose(path, "machine B", timing 0.001 0.003)) GemmKernel.Managed "a broken file measures again"
+            Expect.equal (field("choice").GetString()) "managed" "and is replaced"
+
+        testCase "the machine key names the CPU, both kernels and the thread count" <| fun () ->
+            let key = GemmCalibration.MachineKey()
+            for part in [ "cpu "; ManagedGemm.Describe ManagedGemm.Best; OpenBlas.LibraryName; $"{Parallelism.Threads} threads" ] do
+                Expect.stringContains key part "the key"
 
         testCase "the managed backend describes its kernel and threads" <| fun () ->
             let description = Gemm.Describe GemmKernel.Managed

@@ -15,5 +15,5 @@ let main argv =
           VariantTests.tests
           AnalysisTests.tests
           ParzenProtocolTests.tests
-          TorchTrainingTests.tests ]
+          BackendTrainingTests.tests ]
     |> VaeResearch.TestSupport.runSuite argv

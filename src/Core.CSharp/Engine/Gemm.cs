@@ -33,7 +33,7 @@ public static partial class Gemm
     /// <summary>The kernel the kernel-less overload of Sgemm dispatches to.</summary>
     /// <remarks>
     /// Chosen on first use: <c>VAE_GEMM=managed</c> or <c>VAE_GEMM=openblas</c> forces one; unset (or empty)
-    /// picks OpenBLAS when <c>libopenblas.so.0</c> loads, else the managed kernel.
+    /// picks the faster of the two by <see cref="GemmCalibration"/> when <c>libopenblas.so.0</c> loads, else the managed kernel.
     /// </remarks>
     /// <exception cref="VaeResearchException">VAE_GEMM has an unknown value, or is <c>openblas</c> and the library does not load.</exception>
     public static GemmKernel Kernel
@@ -46,10 +46,32 @@ public static partial class Gemm
                 throw new VaeResearchException(
                     $"VAE_BLAS was renamed {EnvironmentVariable} (\"backend\" now means native or torch): set {EnvironmentVariable}={renamed.Trim()} instead");
             var chosen = SelectKernel(Environment.GetEnvironmentVariable(EnvironmentVariable),
-                () => OpenBlas.IsAvailable, () => OpenBlas.LoadError);
+                () => OpenBlas.IsAvailable, () => OpenBlas.LoadError, GemmCalibration.Choose);
             Volatile.Write(ref selected, (int)chosen);
             return chosen;
         }
+    }
+
+    /// <summary>Whether <c>VAE_GEMM</c> forces the kernel.</summary>
+    public static bool IsForced => !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(EnvironmentVariable));
+
+    /// <summary>The lower-case name of a kernel, as VAE_GEMM and config.json spell it.</summary>
+    public static string Name(GemmKernel kernel) => kernel == GemmKernel.OpenBlas ? "openblas" : "managed";
+
+    /// <summary>
+    /// Makes <paramref name="recorded"/> (the kernel a run was trained with) the kernel of this process, so that a resumed
+    /// run stays bit-identical; returns why not, when VAE_GEMM forces another kernel or OpenBLAS does not load here.
+    /// </summary>
+    public static string? UseRecorded(GemmKernel recorded)
+    {
+        var why = $"the run was trained with the {Name(recorded)} GEMM kernel, ";
+        const string consequence = ": results stay valid but are not bit-identical to an uninterrupted run";
+        if (IsForced)
+            return Kernel == recorded ? null : why + $"{EnvironmentVariable} forces {Name(Kernel)}" + consequence;
+        if (recorded == GemmKernel.OpenBlas && !OpenBlas.IsAvailable)
+            return why + $"but {OpenBlas.LibraryName} does not load here, so it continues on the managed kernel" + consequence;
+        Volatile.Write(ref selected, (int)recorded);
+        return null;
     }
 
     /// <summary>Forgets the chosen backend so the next use reads VAE_GEMM again (tests only).</summary>
@@ -81,14 +103,14 @@ public static partial class Gemm
     static string Plural(int threads) => threads == 1 ? "1 thread" : $"{threads} threads";
 
     /// <summary>
-    /// The backend for a value of VAE_GEMM (null when unset); pure apart from probing the library,
-    /// which happens only when the value needs it.
+    /// The kernel for a value of VAE_GEMM (null when unset): unset picks by <paramref name="calibrate"/> when OpenBLAS loads;
+    /// pure apart from probing the library and calibrating, which happen only when the value needs them.
     /// </summary>
-    internal static GemmKernel SelectKernel(string? value, Func<bool> openBlasAvailable, Func<string> loadError)
+    internal static GemmKernel SelectKernel(string? value, Func<bool> openBlasAvailable, Func<string> loadError, Func<GemmKernel> calibrate)
     {
         string v = (value ?? "").Trim();
         if (v.Length == 0)
-            return openBlasAvailable() ? GemmKernel.OpenBlas : GemmKernel.Managed;
+            return openBlasAvailable() ? calibrate() : GemmKernel.Managed;
         if (v.Equals("managed", StringComparison.OrdinalIgnoreCase))
             return GemmKernel.Managed;
         if (v.Equals("openblas", StringComparison.OrdinalIgnoreCase))

@@ -131,6 +131,16 @@ public sealed class RunFolder
         }
     }
 
+    /// <summary>The GEMM kernel recorded in config.json (<c>versions.gemm</c>), if any.</summary>
+    public GemmKernel? ReadGemmKernel()
+    {
+        var gemm = JsonNode.Parse(File.ReadAllText(ConfigPath))?["versions"]?["gemm"]?.GetValue<string>();
+        return gemm is null ? null
+            : gemm.StartsWith("openblas", StringComparison.Ordinal) ? GemmKernel.OpenBlas
+            : gemm.StartsWith("managed", StringComparison.Ordinal) ? GemmKernel.Managed
+            : null;
+    }
+
     /// <summary>The thread count recorded in config.json, if any.</summary>
     public int? ReadThreads() =>
         JsonNode.Parse(File.ReadAllText(ConfigPath))?["threads"]?.GetValue<int>();

@@ -145,6 +145,9 @@ public static class Trainer
             if (!SameSettings(saved with { Epochs = config.Epochs }, config))
                 throw new VaeResearchException(
                     $"{run.Path}: a resumed run keeps its configuration (only the epochs may change); the given settings differ from config.json");
+            // NOTE: the native engine's GEMM kernel is part of a run's float32 arithmetic: resume on the one it trained with.
+            if (context.Backend == ComputeBackends.Native && run.ReadGemmKernel() is { } kernel && Gemm.UseRecorded(kernel) is { } note)
+                progress.Info(note);
             start = run.LoadCheckpoint(model, adam);
             // NOTE: rows past the checkpoint come from an epoch that was killed before its checkpoint landed.
             if (File.Exists(run.MetricsPath)) metrics.AddRange(RunCsv.ReadMetrics(run.MetricsPath).Where(r => r.Epoch <= start));

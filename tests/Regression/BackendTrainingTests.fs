@@ -1,6 +1,7 @@
-module VaeResearch.Regression.TorchTrainingTests
+module VaeResearch.Regression.BackendTrainingTests
 
-// The torch backend end to end from the CLI, on MNIST: `vae train --backend torch` against the same native run,
+// The backends end to end from the CLI, on MNIST: a resumed native run keeps the GEMM kernel it trained with; and the
+// torch backend: `vae train --backend torch` against the same native run,
 // a resumed torch run against an uninterrupted one, the torch checkpoint evaluated by both backends, and the clear
 // error of a CUDA request on a machine without a CUDA build of libtorch. Optional-native tests: where libtorch cannot
 // load they are skipped with the reason (and required under CI).
@@ -8,6 +9,7 @@ module VaeResearch.Regression.TorchTrainingTests
 open System
 open System.IO
 open Expecto
+open VaeResearch.Engine
 open VaeResearch.Training
 open VaeResearch.Regression.CliTests
 open VaeResearch.TestSupport
@@ -31,9 +33,38 @@ let private evalNll (run: string) (backend: string) (json: string) =
     let doc = Text.Json.JsonDocument.Parse(File.ReadAllText json)
     doc.RootElement.GetProperty("nll").GetDouble(), doc.RootElement.GetProperty("standard_error").GetDouble()
 
+/// `dotnet vae.dll ARGS` with VAE_GEMM set to <paramref name="gemm"/> (None: unset).
+let private vaeWithGemm (gemm: string option) (args: string list) =
+    let start = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    start.ArgumentList.Add vaeDll
+    for a in args do start.ArgumentList.Add a
+    start.Environment.Remove "VAE_GEMM" |> ignore
+    gemm |> Option.iter (fun g -> start.Environment["VAE_GEMM"] <- g)
+    use p = nonNull (Diagnostics.Process.Start start)
+    let err = p.StandardError.ReadToEndAsync()
+    p.StandardOutput.ReadToEnd() |> ignore
+    p.WaitForExit()
+    Expect.equal p.ExitCode 0 $"vae {String.Join(' ', args)} (VAE_GEMM {gemm}) failed:\n{err.Result}"
+    err.Result
+
 /// The tests of this module.
 let tests =
-    testList "TorchTraining" [
+    testList "BackendTraining" [
+        // The run trains on OpenBLAS (forced), then resumes with VAE_GEMM unset: the trainer must take the kernel from
+        // config.json, not the calibrated default (on this machine type the managed kernel, 1.4-4x faster than Debian's
+        // OpenBLAS). The two kernels' float32 sums differ in order, so another kernel would break bit-identity.
+        testCase "a resumed run keeps the GEMM kernel it was trained with (bit-identical), whatever the default" <| fun () ->
+            requireNative "OpenBLAS" (if Gemm.OpenBlasAvailable then None else Some "libopenblas.so.0 does not load") "apt-get install -y libopenblas0-pthread"
+            use folder = new TempFolder "vae-gemm-resume-"
+            let straight, resumed = folder.Sub "straight", folder.Sub "resumed"
+            vaeWithGemm (Some "openblas") ([ "train"; "--out"; straight; "--epochs"; "2" ] @ settings) |> ignore
+            vaeWithGemm (Some "openblas") ([ "train"; "--out"; resumed; "--epochs"; "1" ] @ settings) |> ignore
+            let err = vaeWithGemm None ([ "train"; "--out"; resumed; "--epochs"; "2"; "--resume" ] @ settings)
+            notContains err "not bit-identical" "no kernel note"
+            Expect.sequenceEqual (checkpointTensors resumed) (checkpointTensors straight) "every tensor of the checkpoint, bit for bit"
+            let gemm (run: string) = Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "config.json"))).RootElement.GetProperty("versions").GetProperty("gemm").GetString()
+            Expect.stringStarts (nonNull (gemm resumed)) "openblas" "config.json still records OpenBLAS"
+
         // Both backends start from the same weights and draw the same noise and batches; they differ only in float32
         // summation order (libtorch's GEMM and reductions), which 40 Adam steps carry into the weights. Measured here:
         // the epoch-2 test bounds differ by about 0.01 nats; 0.5 nats (0.3% of the bound) still fails any semantic

@@ -1,0 +1,118 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VaeResearch.Bench;
+
+namespace VaeResearch.Engine;
+
+/// <summary>
+/// The default GEMM kernel by measurement: the first time a machine runs with both kernels available, the GEMM calls of
+/// the seed model's training step (784-200-200-50, batch 100, k = 5) are timed on each, and the faster one is kept in
+/// the user's cache folder under a key naming the CPU, both kernels and the thread count; a changed key measures again.
+/// </summary>
+/// <remarks>
+/// Why: which kernel is faster depends on the machine, not on which library loads. On the development machine
+/// (AVX-512, Debian's OpenBLAS 0.3.21 running its older kernels) the managed kernel is 1.4-4x faster; where OpenBLAS
+/// recognises the CPU it can win. <c>VAE_GEMM</c> still forces one.
+/// </remarks>
+public static class GemmCalibration
+{
+    /// <summary>The cache file's name inside <see cref="Data.DataDirectory.Default"/>.</summary>
+    public const string FileName = "gemm-calibration.json";
+
+    /// <summary>The cache file.</summary>
+    public static string CachePath => Path.Combine(Data.DataDirectory.Default, FileName);
+
+    /// <summary>What the choice depends on: the CPU model, both kernels as they describe themselves, and the thread count.</summary>
+    public static string MachineKey() =>
+        $"cpu {CpuModel()}; managed {ManagedGemm.Describe(ManagedGemm.Best)}; " +
+        $"openblas {OpenBlas.LibraryName} core {OpenBlas.CoreName ?? "unknown"}; {Parallelism.Threads} threads";
+
+    /// <summary>The faster kernel for this machine: from the cache when its key matches, else measured now and cached.</summary>
+    public static GemmKernel Choose() => Choose(CachePath, MachineKey(), Time);
+
+    /// <summary>
+    /// The kernel recorded in <paramref name="path"/> under <paramref name="key"/>, or the faster by <paramref name="time"/>
+    /// (seconds per pass over the seed step's GEMMs), then recorded. A missing, unreadable or stale file is measured
+    /// again and replaced atomically; a cache folder that cannot be written only costs a measurement next time.
+    /// </summary>
+    public static GemmKernel Choose(string path, string key, Func<GemmKernel, double> time)
+    {
+        if (Cached(path, key) is { } cached) return cached;
+        double managed = time(GemmKernel.Managed), openBlas = time(GemmKernel.OpenBlas);
+        var choice = openBlas < managed ? GemmKernel.OpenBlas : GemmKernel.Managed;
+        var record = new JsonObject
+        {
+            ["key"] = key,
+            ["choice"] = choice == GemmKernel.OpenBlas ? "openblas" : "managed",
+            ["managed_ms"] = managed * 1e3,
+            ["openblas_ms"] = openBlas * 1e3,
+            ["measured"] = DateTime.UtcNow.ToString("O"),
+        };
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            AtomicFile.WriteAllText(path, record.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // NOTE: a read-only cache is not an error: the next process measures again.
+        }
+        return choice;
+    }
+
+    /// <summary>The recorded choice when <paramref name="path"/> holds one for <paramref name="key"/>; null otherwise.</summary>
+    static GemmKernel? Cached(string path, string key)
+    {
+        try
+        {
+            if (!File.Exists(path)) return null;
+            var node = JsonNode.Parse(File.ReadAllText(path));
+            if (node?["key"]?.GetValue<string>() != key) return null;
+            return node["choice"]?.GetValue<string>() switch
+            {
+                "managed" => GemmKernel.Managed,
+                "openblas" => GemmKernel.OpenBlas,
+                _ => null,
+            };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Median seconds of one pass over the seed step's GEMM calls (k = 5) on <paramref name="kernel"/>, over about 0.2 s.</summary>
+    public static double Time(GemmKernel kernel)
+    {
+        var shapes = TrainingBenchmark.VaeShapes(784, [200, 200], 50, TrainingBenchmark.Batch, 5, backward: true);
+        int size = shapes.Max(s => Math.Max(s.M * s.K, Math.Max(s.K * s.N, s.M * s.N)));
+        var a = new float[size];
+        var b = new float[size];
+        var c = new float[size];
+        var rng = new Rng(1);
+        rng.FillNormal(a);
+        rng.FillNormal(b);
+        return TrainingBenchmark.Median(0.2, () =>
+        {
+            foreach (var s in shapes)
+                Gemm.Sgemm(kernel, s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, s.TransA ? s.M : s.K, b, s.TransB ? s.K : s.N, 1f, c, s.N);
+        });
+    }
+
+    /// <summary>The CPU's model name (<c>/proc/cpuinfo</c> on Linux), else the processor architecture.</summary>
+    static string CpuModel()
+    {
+        try
+        {
+            if (File.Exists("/proc/cpuinfo"))
+                foreach (var line in File.ReadLines("/proc/cpuinfo"))
+                    if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':') is int colon and > 0)
+                        return line[(colon + 1)..].Trim();
+        }
+        catch (IOException)
+        {
+            // NOTE: fall through to the architecture.
+        }
+        return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
+    }
+}
