@@ -91,11 +91,21 @@ public sealed class EpitomeLayout
     public float[] Masks(ReadOnlySpan<int> groups)
     {
         var d = new float[groups.Length * Latent];
-        for (int i = 0; i < groups.Length; i++) d.AsSpan(i * Latent + Start(groups[i]), Size).Fill(1f);
+        WriteMasks(groups, d);
         return d;
     }
 
     /// <summary>The masks of the given epitomes as a constant tensor [n, D] of <paramref name="context"/> (valid in its current scope).</summary>
-    public T Masks<T>(ComputeContext<T> context, ReadOnlySpan<int> groups) where T : class, ITensor<T> =>
-        context.Upload(Masks(groups), groups.Length, Latent);
+    // NOTE: written in place (the native engine's pooled buffer): the assignment pass builds one [500, D] mask per epitome and batch.
+    public T Masks<T>(ComputeContext<T> context, ReadOnlySpan<int> groups) where T : class, ITensor<T>
+    {
+        var copy = groups.ToArray();
+        return context.Fill(values => WriteMasks(copy, values), copy.Length, Latent);
+    }
+
+    void WriteMasks(ReadOnlySpan<int> groups, Span<float> destination)
+    {
+        destination.Clear();
+        for (int i = 0; i < groups.Length; i++) destination.Slice(i * Latent + Start(groups[i]), Size).Fill(1f);
+    }
 }

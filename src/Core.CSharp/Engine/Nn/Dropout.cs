@@ -19,9 +19,11 @@ public sealed class Dropout<T> : Module<T> where T : class, ITensor<T>
     public T Forward(T x, Rng rng)
     {
         if (!Training || P == 0f) return x;
-        var m = new float[x.Size];
-        rng.FillBernoulli(m, 1f - P);
-        System.Numerics.Tensors.TensorPrimitives.Multiply(m, 1f / (1f - P), m);
-        return x * Context.Upload(m, x.Shape);
+        float keep = 1f - P;
+        return x * Context.Fill(m =>
+        {
+            rng.FillBernoulli(m, keep);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(m, 1f / keep, m);
+        }, x.Shape);
     }
 }
