@@ -34,8 +34,9 @@ public sealed class NativeContext : ComputeContext<Tensor>
     public override int Threads => Parallelism.Threads;
 
     /// <inheritdoc/>
+    /// <remarks><c>gemm</c>: the GEMM kernel in words (a resumed run reads it back to continue on the same kernel).</remarks>
     public override IReadOnlyDictionary<string, string> Versions =>
-        new Dictionary<string, string> { ["gemm"] = Gemm.Kernel.ToString().ToLowerInvariant() };
+        new Dictionary<string, string> { ["gemm"] = Gemm.KernelDescription };
 
     /// <inheritdoc/>
     public override Tensor Parameter(ReadOnlySpan<float> values, params int[] shape) => Tensor.Parameter(values.ToArray(), shape);

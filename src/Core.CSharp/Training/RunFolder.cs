@@ -79,13 +79,12 @@ public sealed class RunFolder
         return run;
     }
 
-    /// <summary>Versions recorded with every run.</summary>
+    /// <summary>Versions recorded with every run (the compute context adds its own: the GEMM kernel, or TorchSharp's and libtorch's).</summary>
     public static Dictionary<string, string> Versions() => new()
     {
         ["vaeresearch"] = typeof(RunFolder).Assembly.GetCustomAttributes(typeof(AssemblyInformationalVersionAttribute), false).OfType<AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown",
         ["dotnet"] = Environment.Version.ToString(),
         ["system_numerics_tensors"] = typeof(System.Numerics.Tensors.TensorPrimitives).Assembly.GetName().Version?.ToString() ?? "unknown",
-        ["gemm"] = Gemm.KernelDescription,
         ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
     };
 
