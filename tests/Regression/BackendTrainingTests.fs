@@ -106,6 +106,23 @@ let tests =
             let nllTorch, _ = evalNll run "torch" (folder.File "torch.json")
             within (0.1 * se) nllTorch nllNative "NLL: torch against native"
 
+        // What is timed is not checked (benchmarks are separate from tests): only that one run times both backends per k
+        // and says so.
+        testCase "vae bench --peer torch times the step on libtorch at 1 and 2 threads beside the native one, per k" <| fun () ->
+            requireTorch ()
+            use folder = new TempFolder "vae-bench-peer-"
+            let json = folder.File "bench.json"
+            let o = succeeds [ "bench"; "--k"; "1,2"; "--seconds"; "0.05"; "--threads"; string Threads; "--peer"; "torch"; "--json"; json ]
+            Expect.stringContains o.Stdout "the seed step beside torch" "the side-by-side table"
+            Expect.stringContains o.Stdout "eval_l5000" "the L_5000 case"
+            let entries = Text.Json.JsonDocument.Parse(File.ReadAllText json).RootElement.EnumerateArray() |> List.ofSeq
+            let peers =
+                [ for e in entries do
+                      if e.GetProperty("name").GetString() = "peer_step" then
+                          e.GetProperty("threads").GetInt32(), e.GetProperty("k").GetInt32(), e.GetProperty("ms_per_step").GetDouble() ]
+            Expect.sequenceEqual (peers |> List.map (fun (t, k, _) -> t, k)) [ 1, 1; 1, 2; 2, 1; 2, 2 ] "threads 1 and 2 for each k"
+            for _, _, ms in peers do Expect.isGreaterThan ms 0.0 "a positive time"
+
         testCase "asking for CUDA without a CUDA build of libtorch names the package to install" <| fun () ->
             requireTorch ()
             use folder = new TempFolder "vae-torch-cuda-"

@@ -44,7 +44,7 @@ static class BenchCommand
             var (gemm, steps) = TrainingBenchmark.Run(kList, secs);
             Console.WriteLine($"sgemm on the step's shapes: {gemm.Gflops:F1} GFLOP/s");
             Console.WriteLine($"{"case",-18} {"k",4} {"ms/step",9} {"samples/s",10} {"x gemm-bound",13} {"gen0/100 steps",15}");
-            Console.WriteLine("(evae_assignment: ms per pass over 60,000 examples)");
+            Console.WriteLine("(evae_assignment: ms per pass over 60,000 examples; eval_l5000: ms per 1,000 test images, samples/s in images)");
             foreach (var s in steps)
                 Console.WriteLine($"{s.Name,-18} {s.Samples,4} {s.MsPerStep,9:F2} {s.SamplesPerSecond,10:F0} {s.GemmBoundRatio,13:F2} {s.Gen0PerHundredSteps,15:F1}");
             var peers = parse.GetValue(peer) is { } peerName ? PeerTimings(peerName, kList, secs, steps) : [];

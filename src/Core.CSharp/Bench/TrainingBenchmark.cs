@@ -9,7 +9,10 @@ namespace VaeResearch.Bench;
 /// <summary>One timed case of <c>vae bench</c>.</summary>
 /// <param name="Name">What was timed: <c>vae_step</c>, <c>evae_step</c> or <c>evae_assignment</c>.</param>
 /// <param name="Samples">Importance samples k.</param>
-/// <param name="MsPerStep">Median milliseconds per step (forward, backward, Adam), or per pass over 60,000 examples for the assignment.</param>
+/// <param name="MsPerStep">
+/// Median milliseconds per step (forward, backward, Adam); per pass over 60,000 examples for the assignment; per 1,000 test
+/// images for L_5000 (timed on 20 and scaled).
+/// </param>
 /// <param name="SamplesPerSecond">Training examples per second.</param>
 /// <param name="GemmBoundRatio">Time divided by the time of the same GEMM calls alone.</param>
 /// <param name="Gen0PerHundredSteps">Gen-0 garbage collections per 100 steps.</param>
@@ -174,7 +177,7 @@ public static class TrainingBenchmark
         var steps = new List<StepTiming>();
         double totalFlops = 0, totalGemmSeconds = 0;
 
-        StepTiming Case(string name, int k, List<GemmShape> shapes, int examples, Action step)
+        StepTiming Case(string name, int k, List<GemmShape> shapes, int examples, Action step, double msScale = 1)
         {
             double gemmSeconds = TimeGemms(shapes, secondsPerCase / 2);
             totalFlops += shapes.Sum(s => s.Flops);
@@ -183,7 +186,7 @@ public static class TrainingBenchmark
             int gc0 = GC.CollectionCount(0), calls = 0;
             double seconds = Median(secondsPerCase, () => { step(); calls++; });
             double gcPer100 = 100.0 * (GC.CollectionCount(0) - gc0) / Math.Max(1, calls);
-            return new StepTiming(name, k, seconds * 1e3, examples / seconds, seconds / gemmSeconds, gcPer100);
+            return new StepTiming(name, k, seconds * 1e3 * msScale, examples / seconds, seconds / gemmSeconds, gcPer100);
         }
 
         Action TrainingStep(GenerativeModel<Tensor> model, int k)
@@ -210,6 +213,19 @@ public static class TrainingBenchmark
             var config = SeedConfig(k);
             var model = ModelFactory.Build(config, 784, rng.Derive(2));
             steps.Add(Case("vae_step", k, VaeShapes(784, config.Hidden, config.Latent, Batch, k, backward: true), Batch, TrainingStep(model, k)));
+        }
+        {
+            // L_5000 as `vae eval` computes it: 20 binary images, k = 5000 in chunks of at most RowBudget decoder rows.
+            const int images = 20, k = 5000;
+            var config = SeedConfig(1);
+            var model = ModelFactory.Build(config, 784, rng.Derive(6));
+            var pixels = BinaryImages(images, rng.Derive(7)).ToArray();
+            int perBatch = Evaluation.RowBudget / k;
+            var shapes = Enumerable.Repeat(VaeShapes(784, config.Hidden, config.Latent, perBatch, k, backward: false), images / perBatch)
+                .SelectMany(s => s).ToList();
+            var evalNoise = rng.Derive(8);
+            steps.Add(Case("eval_l5000", k, shapes, images,
+                () => Evaluation.LogLikelihoodBounds(model, pixels, images, k, evalNoise), msScale: 1000.0 / images));
         }
         if (epitomic)
         {
