@@ -101,6 +101,13 @@ let tests =
                     p.Name, p.ThreadsPerRun, p.Eval, [ for r in p.Runs -> r.Index, r.Name, r.Hash, SweepPlan.Hash r.Config ]
                 key loaded = key plan && loaded.ToJson().ToJsonString() = plan.ToJson().ToJsonString())
 
+        testCase "a spec's base settings choose the backend and device of every run; a bad one names the key" <| fun () ->
+            let plan = expand "name = \"t\"\n[base]\ndataset = \"synthetic\"\nbackend = \"torch\"\ndevice = \"cuda:1\"\n[grid]\nseed = [1, 2]"
+            Expect.sequenceEqual [ for r in plan.Runs -> r.Config.Backend, r.Config.Device ] [ "torch", "cuda:1"; "torch", "cuda:1" ] "backend and device"
+            let e = specError "name = \"t\"\n[base]\nbackend = \"jax\""
+            Expect.equal (e.Key, e.Line) ("base.backend", 3) "the key and its line"
+            Expect.stringContains e.Message "native or torch" "the valid values"
+
         testCase "the settings of each run are base, then its grid and variant values" <| fun () ->
             let plan =
                 expand "name = \"t\"\n[base]\ndataset = \"synthetic\"\nlatent = 3\nepochs = 2\n[grid]\nseed = [1, 2]\n[[variants]]\nmodel = \"vae\"\n[[variants]]\nmodel = \"evae\"\nlatent = 4\nepitome_size = [2, 4]"
