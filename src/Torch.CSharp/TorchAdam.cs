@@ -31,11 +31,7 @@ public sealed class TorchAdam : IOptimizer
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(settings);
-        if (!Enum.IsDefined(settings.Kind)) throw new ArgumentOutOfRangeException(nameof(settings), settings.Kind, "unknown optimizer");
-        if (!(settings.LearningRate >= 0f)) throw new ArgumentOutOfRangeException(nameof(settings), settings.LearningRate, "learning rate must be >= 0");
-        if (!(settings.Beta1 >= 0f && settings.Beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(settings), settings.Beta1, "beta1 must be in [0, 1)");
-        if (!(settings.Beta2 >= 0f && settings.Beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(settings), settings.Beta2, "beta2 must be in [0, 1)");
-        if (!(settings.Eps > 0f)) throw new ArgumentOutOfRangeException(nameof(settings), settings.Eps, "eps must be > 0");
+        settings.Validated();
         if (parameters.Distinct(ReferenceEqualityComparer.Instance).Count() != parameters.Count)
             throw new ArgumentException("Adam: a parameter is listed twice");
         foreach (var p in parameters)

@@ -96,8 +96,8 @@ let invariants<'T when 'T :> ITensor<'T> and 'T: not struct> (name: string) (con
                 Expect.sequenceEqual eb vb $"k = {k}: the bound"
                 Expect.sequenceEqual eg vg $"k = {k}: the gradients"
 
-        // 4000 draws per k: the standard error of a mean is about 0.02 nats here, the gaps E[L_(k+1)] - E[L_k] of this
-        // untrained model are 0.3 nats or more; a 5-sigma allowance fails by chance with probability under 3e-7 per pair.
+        // 4000 draws per k, compared with an allowance of 5 standard errors of the difference of the two means: a true
+        // E[L_(k+1)] >= E[L_k] fails it by chance with probability under 3e-7 per pair (normal approximation).
         testCase "E[L_(k+1)] >= E[L_k] for k = 1..5 (a random VAE, 4000 draws, 5 standard errors)" <| fun () ->
             use _ = context.NoGrad()
             let net = vae 6UL 10 3 DecoderKind.Bernoulli
@@ -163,9 +163,9 @@ let private stepOn (context: ComputeContext<'T>) (config: VaeResearch.Training.T
 /// The same weights and noise give the same per-example bound and gradients on libtorch as on the native engine.
 let private equivalence (torch: ComputeContext<TorchTensor>) =
     testList "native and torch agree" [
-        // Tolerances: float32 sums in another order (libtorch's GEMM and reductions). Measured here: bounds agree to
-        // about 1e-7 of their scale and gradients to about 1e-6 of the largest gradient of their tensor; 1e-5 and 1e-4
-        // leave a factor of about 100, while a semantic difference (a missing term, a wrong mask) moves them by 1e-2 or more.
+        // Tolerances: the backends sum in another order (libtorch's GEMM and reductions), so results differ by float32
+        // rounding (a few ulps, 1e-7 relative, per operation, compounded over the network); 1e-5 of the bound's scale and
+        // 1e-4 of a gradient tensor's are far above that and far below a changed term or mask.
         // A tensor's scale has a floor of 1e-3 of the model's largest gradient. The bias of a hidden layer before batch norm
         // has gradient 0 in exact arithmetic (the norm removes any shift): both backends return rounding noise there
         // (about 1e-7 of the largest gradient), so it is checked to be that small on both instead.

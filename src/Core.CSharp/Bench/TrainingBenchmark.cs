@@ -84,8 +84,11 @@ public static class TrainingBenchmark
         return shapes;
     }
 
-    /// <summary>Median seconds of one pass over <paramref name="shapes"/>, on buffers large enough for all of them.</summary>
-    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds)
+    /// <summary>Median seconds of one pass over <paramref name="shapes"/> on the active kernel, on buffers large enough for all of them.</summary>
+    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds) => TimeGemms(shapes, seconds, Gemm.Kernel);
+
+    /// <summary>Median seconds of one pass over <paramref name="shapes"/> on <paramref name="kernel"/>, over about <paramref name="seconds"/>.</summary>
+    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds, GemmKernel kernel)
     {
         int size = shapes.Max(s => Math.Max(s.M * s.K, Math.Max(s.K * s.N, s.M * s.N)));
         var a = new float[size];
@@ -97,7 +100,7 @@ public static class TrainingBenchmark
         return Median(seconds, () =>
         {
             foreach (var s in shapes)
-                Gemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, s.TransA ? s.M : s.K, b, s.TransB ? s.K : s.N, 1f, c, s.N);
+                Gemm.Sgemm(kernel, s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, s.TransA ? s.M : s.K, b, s.TransB ? s.K : s.N, 1f, c, s.N);
         });
     }
 
@@ -148,21 +151,27 @@ public static class TrainingBenchmark
             var rng = new Rng(42);
             var x = context.Upload(BinaryPixels(Batch, rng.Derive(1)), Batch, 784);
             var model = ModelFactory.Build(context, SeedConfig(K), 784, rng.Derive(2));
-            var adam = context.Adam(model.Parameters(), new AdamSettings(1e-3f, Eps: 1e-4f));
-            var noise = rng.Derive(3);
-            var groups = new int[Batch];
-            return 1e3 * Median(Seconds, () =>
-            {
-                using (context.Scope())
-                {
-                    var loss = -model.Objective(x, groups, K, 1f, noise).Mean();
-                    loss.Backward();
-                    if (!float.IsFinite(loss.Item())) throw new InvalidOperationException("benchmark loss is not finite");
-                }
-                adam.Step();
-                adam.ZeroGrad();
-            });
+            return 1e3 * Median(Seconds, TrainingStep(context, model, x, K, rng.Derive(3)));
         }
+    }
+
+    /// <summary>One training step of <paramref name="model"/> on the batch <paramref name="x"/> (forward, backward, Adam), on any backend.</summary>
+    static Action TrainingStep<T>(ComputeContext<T> context, GenerativeModel<T> model, T x, int k, Rng noise) where T : class, ITensor<T>
+    {
+        var adam = context.Adam(model.Parameters(), new AdamSettings(1e-3f, Eps: 1e-4f));
+        var groups = new int[Batch];
+        for (int i = 0; i < Batch; i++) groups[i] = i % model.Groups;
+        return () =>
+        {
+            using (context.Scope())
+            {
+                var loss = -model.Objective(x, groups, k, 1f, noise).Mean();
+                loss.Backward();
+                if (!float.IsFinite(loss.Item())) throw new InvalidOperationException("benchmark loss is not finite");
+            }
+            adam.Step();
+            adam.ZeroGrad();
+        };
     }
 
     /// <summary>
@@ -189,30 +198,13 @@ public static class TrainingBenchmark
             return new StepTiming(name, k, seconds * 1e3 * msScale, examples / seconds, seconds / gemmSeconds, gcPer100);
         }
 
-        Action TrainingStep(GenerativeModel<Tensor> model, int k)
-        {
-            var adam = new Adam(model.Parameters(), 1e-3f, 0.9f, 0.999f, 1e-4f);
-            var noise = rng.Derive(3);
-            var groups = new int[Batch];
-            for (int i = 0; i < Batch; i++) groups[i] = i % model.Groups;
-            return () =>
-            {
-                using (Workspace.Begin())
-                {
-                    var loss = -model.Objective(x, groups, k, 1f, noise).Mean();
-                    loss.Backward();
-                    if (!float.IsFinite(loss.Item())) throw new InvalidOperationException("benchmark loss is not finite");
-                }
-                adam.Step();
-                adam.ZeroGrad();
-            };
-        }
+        Action NativeStep(GenerativeModel<Tensor> model, int k) => TrainingStep(NativeContext.Cpu, model, x, k, rng.Derive(3));
 
         foreach (int k in ks)
         {
             var config = SeedConfig(k);
             var model = ModelFactory.Build(config, 784, rng.Derive(2));
-            steps.Add(Case("vae_step", k, VaeShapes(784, config.Hidden, config.Latent, Batch, k, backward: true), Batch, TrainingStep(model, k)));
+            steps.Add(Case("vae_step", k, VaeShapes(784, config.Hidden, config.Latent, Batch, k, backward: true), Batch, NativeStep(model, k)));
         }
         {
             // L_5000 as `vae eval` computes it: 20 binary images, k = 5000 in chunks of at most RowBudget decoder rows.
@@ -231,7 +223,7 @@ public static class TrainingBenchmark
         {
             var config = EpitomicConfig;
             var evae = ModelFactory.Build(config, 784, rng.Derive(4));
-            steps.Add(Case("evae_step", 1, VaeShapes(784, config.Hidden, config.Latent, Batch, 1, backward: true), Batch, TrainingStep(evae, 1)));
+            steps.Add(Case("evae_step", 1, VaeShapes(784, config.Hidden, config.Latent, Batch, 1, backward: true), Batch, NativeStep(evae, 1)));
 
             // One assignment pass (Algorithm 1, step 3) over the training set, in batches of 500 as the trainer does.
             const int assignBatch = 500;

@@ -9,7 +9,19 @@ namespace VaeResearch.Compute;
 /// <param name="Eps">Denominator floor.</param>
 /// <param name="Kind">PyTorch's Adam, or the Adam of Burda et al.'s code.</param>
 public sealed record AdamSettings(float LearningRate, float Beta1 = 0.9f, float Beta2 = 0.999f, float Eps = 1e-8f,
-    OptimizerKind Kind = OptimizerKind.Adam);
+    OptimizerKind Kind = OptimizerKind.Adam)
+{
+    /// <summary>These settings, after checking each: an impossible one is an <see cref="ArgumentOutOfRangeException"/> naming it.</summary>
+    public AdamSettings Validated()
+    {
+        if (!Enum.IsDefined(Kind)) throw new ArgumentOutOfRangeException("kind", Kind, "unknown optimizer");
+        if (!(LearningRate >= 0f)) throw new ArgumentOutOfRangeException("lr", LearningRate, "learning rate must be >= 0");
+        if (!(Beta1 >= 0f && Beta1 < 1f)) throw new ArgumentOutOfRangeException("beta1", Beta1, "beta1 must be in [0, 1)");
+        if (!(Beta2 >= 0f && Beta2 < 1f)) throw new ArgumentOutOfRangeException("beta2", Beta2, "beta2 must be in [0, 1)");
+        if (!(Eps > 0f)) throw new ArgumentOutOfRangeException("eps", Eps, "eps must be > 0");
+        return this;
+    }
+}
 
 /// <summary>An optimizer over a model's parameters; its state is saved in the checkpoint as flat tensors in parameter order.</summary>
 public interface IOptimizer

@@ -82,22 +82,8 @@ public static class GemmCalibration
     }
 
     /// <summary>Median seconds of one pass over the seed step's GEMM calls (k = 5) on <paramref name="kernel"/>, over about 0.2 s.</summary>
-    public static double Time(GemmKernel kernel)
-    {
-        var shapes = TrainingBenchmark.VaeShapes(784, [200, 200], 50, TrainingBenchmark.Batch, 5, backward: true);
-        int size = shapes.Max(s => Math.Max(s.M * s.K, Math.Max(s.K * s.N, s.M * s.N)));
-        var a = new float[size];
-        var b = new float[size];
-        var c = new float[size];
-        var rng = new Rng(1);
-        rng.FillNormal(a);
-        rng.FillNormal(b);
-        return TrainingBenchmark.Median(0.2, () =>
-        {
-            foreach (var s in shapes)
-                Gemm.Sgemm(kernel, s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, s.TransA ? s.M : s.K, b, s.TransB ? s.K : s.N, 1f, c, s.N);
-        });
-    }
+    public static double Time(GemmKernel kernel) =>
+        TrainingBenchmark.TimeGemms(TrainingBenchmark.VaeShapes(784, [200, 200], 50, TrainingBenchmark.Batch, 5, backward: true), 0.2, kernel);
 
     /// <summary>The CPU's model name (<c>/proc/cpuinfo</c> on Linux), else the processor architecture.</summary>
     static string CpuModel()

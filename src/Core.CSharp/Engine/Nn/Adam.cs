@@ -39,12 +39,8 @@ public sealed class Adam : Compute.IOptimizer
     public Adam(IReadOnlyList<Tensor> parameters, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f,
         OptimizerKind kind = OptimizerKind.Adam)
     {
-        if (!Enum.IsDefined(kind)) throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown optimizer");
+        new Compute.AdamSettings(lr, beta1, beta2, eps, kind).Validated();
         Kind = kind;
-        if (!(lr >= 0f)) throw new ArgumentOutOfRangeException(nameof(lr), lr, "learning rate must be >= 0");
-        if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, "beta1 must be in [0, 1)");
-        if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, "beta2 must be in [0, 1)");
-        if (!(eps > 0f)) throw new ArgumentOutOfRangeException(nameof(eps), eps, "eps must be > 0");
         LearningRate = lr;
         Beta1 = beta1;
         Beta2 = beta2;
