@@ -431,7 +431,7 @@ let tests =
             Expect.stringStarts description $"openblas ({OpenBlas.LibraryName}, " "description"
             printfn "%s" description
 
-        testCase "the calibration keeps the faster kernel under the machine key, and measures again for a new key or a broken file" <| fun () ->
+        testCase "the calibration keeps the faster kernel per machine key, and measures again for a new key or a broken file" <| fun () ->
             use folder = new TempFolder "vae-gemm-calibration-"
             let path = folder.File "gemm-calibration.json"
             let calls = ref 0
@@ -439,17 +439,24 @@ let tests =
                 Func<GemmKernel, float>(fun k -> calls.Value <- calls.Value + 1; if k = GemmKernel.Managed then managed else openBlas)
             Expect.equal (GemmCalibration.Choose(path, "machine A", timing 0.001 0.003)) GemmKernel.Managed "managed is faster"
             Expect.equal calls.Value 2 "both kernels timed once"
-            let field (name: string) = Text.Json.JsonDocument.Parse(File.ReadAllText path).RootElement.GetProperty name
-            Expect.equal (field("key").GetString()) "machine A" "the key is recorded"
-            Expect.equal (field("choice").GetString()) "managed" "the choice is recorded"
-            within 1e-9 (field("managed_ms").GetDouble()) 1.0 "the managed time in ms"
+            let entries () =
+                [ for e in Text.Json.JsonDocument.Parse(File.ReadAllText path).RootElement.GetProperty("entries").EnumerateArray() ->
+                    e.GetProperty("key").GetString(), e ]
+            let entry key = entries () |> List.find (fun (k, _) -> k = key) |> snd
+            Expect.equal ((entry "machine A").GetProperty("choice").GetString()) "managed" "the choice is recorded under its key"
+            within 1e-9 ((entry "machine A").GetProperty("managed_ms").GetDouble()) 1.0 "the managed time in ms"
             Expect.equal (GemmCalibration.Choose(path, "machine A", timing 0.003 0.001)) GemmKernel.Managed "same key: the cached choice"
             Expect.equal calls.Value 2 "same key: nothing timed"
             Expect.equal (GemmCalibration.Choose(path, "machine B", timing 0.003 0.001)) GemmKernel.OpenBlas "a new key measures again"
             Expect.equal calls.Value 4 "a new key times both"
+            Expect.equal (entries () |> List.map fst) [ "machine A"; "machine B" ] "both keys are kept (say, two thread counts)"
+            Expect.equal (GemmCalibration.Choose(path, "machine A", timing 0.003 0.001)) GemmKernel.Managed "the first key is still cached"
+            Expect.equal calls.Value 4 "and not timed again"
+            File.WriteAllText(path, """{ "key": "machine C", "choice": "openblas" }""")
+            Expect.equal (GemmCalibration.Choose(path, "machine C", timing 0.001 0.003)) GemmKernel.OpenBlas "a single-entry file of the earlier format is read"
             File.WriteAllText(path, "{ not json")
             Expect.equal (GemmCalibration.Choose(path, "machine B", timing 0.001 0.003)) GemmKernel.Managed "a broken file measures again"
-            Expect.equal (field("choice").GetString()) "managed" "and is replaced"
+            Expect.equal (entries () |> List.map fst) [ "machine B" ] "and is replaced"
 
         testCase "the machine key names the CPU, both kernels and the thread count" <| fun () ->
             let key = GemmCalibration.MachineKey()

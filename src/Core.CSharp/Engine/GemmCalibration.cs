@@ -37,7 +37,8 @@ public static class GemmCalibration
     /// </summary>
     public static GemmKernel Choose(string path, string key, Func<GemmKernel, double> time)
     {
-        if (Cached(path, key) is { } cached) return cached;
+        var entries = Entries(path);
+        if (entries.FirstOrDefault(e => e?["key"]?.GetValue<string>() == key) is { } hit && Choice(hit) is { } cached) return cached;
         double managed = time(GemmKernel.Managed), openBlas = time(GemmKernel.OpenBlas);
         var choice = openBlas < managed ? GemmKernel.OpenBlas : GemmKernel.Managed;
         var record = new JsonObject
@@ -48,10 +49,16 @@ public static class GemmCalibration
             ["openblas_ms"] = openBlas * 1e3,
             ["measured"] = DateTime.UtcNow.ToString("O"),
         };
+        // NOTE: one entry per key, so processes at different thread counts do not measure again in turn.
+        var kept = new JsonArray();
+        foreach (var e in entries)
+            if (e?["key"]?.GetValue<string>() is { } other && other != key) kept.Add(e.DeepClone());
+        kept.Add(record);
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            AtomicFile.WriteAllText(path, record.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            var file = new JsonObject { ["entries"] = kept };
+            AtomicFile.WriteAllText(path, file.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -60,22 +67,35 @@ public static class GemmCalibration
         return choice;
     }
 
-    /// <summary>The recorded choice when <paramref name="path"/> holds one for <paramref name="key"/>; null otherwise.</summary>
-    static GemmKernel? Cached(string path, string key)
+    /// <summary>The recorded entries of <paramref name="path"/> (an earlier single-entry file counts as one); none when it is missing or unreadable.</summary>
+    static List<JsonNode?> Entries(string path)
     {
         try
         {
-            if (!File.Exists(path)) return null;
+            if (!File.Exists(path)) return [];
             var node = JsonNode.Parse(File.ReadAllText(path));
-            if (node?["key"]?.GetValue<string>() != key) return null;
-            return node["choice"]?.GetValue<string>() switch
+            if (node?["entries"] is JsonArray list) return [.. list];
+            return node?["key"] is not null ? [node] : [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>The kernel an entry names; null for anything else.</summary>
+    static GemmKernel? Choice(JsonNode entry)
+    {
+        try
+        {
+            return entry["choice"]?.GetValue<string>() switch
             {
                 "managed" => GemmKernel.Managed,
                 "openblas" => GemmKernel.OpenBlas,
                 _ => null,
             };
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
+        catch (InvalidOperationException)
         {
             return null;
         }
