@@ -6,6 +6,8 @@
 #   scripts/campaign.sh start NAME [WORKERS]   freeze the CLI at HEAD (or at the commit the campaign
 #                                              recorded), restore the saved state, start WORKERS
 #                                              detached `vae sweep run` processes (default 2, 1 thread each)
+#   scripts/campaign.sh task NAME INDEX...     start one detached `vae sweep task` per run index (sweep.json's
+#                                              order, see `vae sweep run --dry-run`): to choose which runs train
 #   scripts/campaign.sh pause                  SIGTERM every `vae sweep run`: each run stops at the end
 #                                              of its epoch, after its checkpoint (waits for them)
 #   scripts/campaign.sh save NAME              copy the sweep's state into paper-results/campaign/NAME:
@@ -19,7 +21,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${VAE_CACHE:-$HOME/.cache/vaeresearch}"
-usage() { sed -n '5,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 verb="${1:-}"; name="${2:-}"
 saved="$root/paper-results/campaign/$name"
@@ -60,15 +62,24 @@ case "$verb" in
       sleep 10   # the second worker then sees the first one's lock and takes the next run
     done
     dotnet "$dll" sweep status "$live" ;;
+  task)
+    [ -n "$name" ] && [ $# -ge 3 ] && [ -f "$live/sweep.json" ] || usage
+    dll="$(frozen_cli)"
+    for index in "${@:3}"; do
+      (cd "$cache/sweeps" && exec setsid nohup dotnet "$dll" sweep task "$live" --index "$index") \
+         >> "$cache/sweeps/$name-task$index.out" 2>&1 < /dev/null &
+    done
+    sleep 10; dotnet "$dll" sweep status "$live" ;;
   pause)
-    pids="$(pgrep -f 'vae.dll sweep run' || true)"
+    pattern='vae.dll sweep (run|task)'
+    pids="$(pgrep -f "$pattern" || true)"
     [ -z "$pids" ] && { echo "campaign: nothing running" >&2; exit 0; }
     kill -TERM $pids
-    while pgrep -f 'vae.dll sweep run' > /dev/null; do sleep 2; done
+    while pgrep -f "$pattern" > /dev/null; do sleep 2; done
     echo "campaign: paused (pids $pids)" >&2 ;;
   save)
     [ -n "$name" ] && [ -f "$live/sweep.json" ] || usage
-    if pgrep -f "vae.dll sweep run $name.toml" > /dev/null; then echo "campaign: $name is running; pause it first" >&2; exit 2; fi
+    if pgrep -f "vae.dll sweep (run $name.toml|task $live )" > /dev/null; then echo "campaign: $name is running; pause it first" >&2; exit 2; fi
     dll="$(frozen_cli)"
     tmp="$saved.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/runs"
     cp "$live/sweep.json" "$tmp/"; cp "$saved/cli-commit" "$tmp/"
@@ -76,7 +87,7 @@ case "$verb" in
     for run in "$live"/runs/*/; do
       id="$(basename "$run")"; mkdir -p "$tmp/runs/$id"
       find "$run" -maxdepth 1 -type f ! -name '.lock*' ! -name 'checkpoint.safetensors' -exec cp {} "$tmp/runs/$id/" \;
-      if ! grep -q "^done  *$id\$" <<< "$status" && [ -f "$run/checkpoint.safetensors" ]; then
+      if ! grep -qE "^done +$id( |\$)" <<< "$status" && [ -f "$run/checkpoint.safetensors" ]; then
         cp "$run/checkpoint.safetensors" "$tmp/runs/$id/"
       fi
     done
