@@ -14,7 +14,7 @@ namespace VaeResearch.Cli.Sweeps;
 /// </summary>
 static class LocalExecutor
 {
-    sealed record Worker(PlannedRun Run, Process Process, DateTime Started);
+    sealed record Worker(PlannedRun Run, Process Process, StreamWriter Log, DateTime Started);
 
     /// <summary>Runs <paramref name="todo"/> with <paramref name="workers"/> processes; returns the sweep's exit code.</summary>
     public static int Run(string dir, SweepPlan plan, IReadOnlyList<PlannedRun> todo, int workers, string? dataDir, StopSignal stop)
@@ -41,14 +41,15 @@ static class LocalExecutor
             if (dataDir is not null) { psi.ArgumentList.Add("--data-dir"); psi.ArgumentList.Add(dataDir); }
             var log = new StreamWriter(Path.Combine(logs, run.Name + ".log"), append: true) { AutoFlush = true };
             log.WriteLine($"--- {DateTime.Now:u} task {run.Index} ({run.Name}) on {Environment.MachineName}");
-            var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
+            var p = new Process { StartInfo = psi };
+            // NOTE: the log is closed only after WaitForExit(), which waits for both output streams to be drained; closing
+            // it when the process exits raced with the last lines still in flight (a write to a closed writer crashed the run).
             p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
             p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-            p.Exited += (_, _) => { lock (log) log.Dispose(); };
             p.Start();
             p.BeginOutputReadLine();
             p.BeginErrorReadLine();
-            running.Add(new Worker(run, p, DateTime.UtcNow));
+            running.Add(new Worker(run, p, log, DateTime.UtcNow));
             if (!interactive) Console.WriteLine($"started {run.Name} (task {run.Index}, pid {p.Id})");
         }
 
@@ -63,6 +64,7 @@ static class LocalExecutor
             foreach (var w in running.Where(w => w.Process.HasExited).ToList())
             {
                 w.Process.WaitForExit();
+                lock (w.Log) w.Log.Dispose();
                 outcomes[w.Run.Index] = w.Process.ExitCode;
                 running.Remove(w);
                 if (!interactive) Console.WriteLine($"{Outcome(w.Process.ExitCode)} {w.Run.Name} (exit code {w.Process.ExitCode})");
