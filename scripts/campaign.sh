@@ -83,7 +83,7 @@ case "$verb" in
     dll="$(frozen_cli)"
     tmp="$saved.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/runs"
     cp "$live/sweep.json" "$tmp/"; cp "$saved/cli-commit" "$tmp/"
-    status="$(dotnet "$dll" sweep status "$live")"
+    status="$(dotnet "$dll" sweep status "$live" || true)"   # non-zero while runs are unfinished
     for run in "$live"/runs/*/; do
       id="$(basename "$run")"; mkdir -p "$tmp/runs/$id"
       find "$run" -maxdepth 1 -type f ! -name '.lock*' ! -name 'checkpoint.safetensors' -exec cp {} "$tmp/runs/$id/" \;
@@ -95,6 +95,6 @@ case "$verb" in
     echo "$status"; du -sh "$saved" ;;
   status)
     [ -n "$name" ] || usage
-    dotnet "$(frozen_cli)" sweep status "$live" ;;
+    dotnet "$(frozen_cli)" sweep status "$live" || true ;;
   *) usage ;;
 esac
