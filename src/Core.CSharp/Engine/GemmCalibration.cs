@@ -38,7 +38,7 @@ public static class GemmCalibration
     public static GemmKernel Choose(string path, string key, Func<GemmKernel, double> time)
     {
         var entries = Entries(path);
-        if (entries.FirstOrDefault(e => e?["key"]?.GetValue<string>() == key) is { } hit && Choice(hit) is { } cached) return cached;
+        if (entries.FirstOrDefault(e => KeyOf(e) == key) is { } hit && Choice(hit) is { } cached) return cached;
         double managed = time(GemmKernel.Managed), openBlas = time(GemmKernel.OpenBlas);
         var choice = openBlas < managed ? GemmKernel.OpenBlas : GemmKernel.Managed;
         var record = new JsonObject
@@ -52,7 +52,7 @@ public static class GemmCalibration
         // NOTE: one entry per key, so processes at different thread counts do not measure again in turn.
         var kept = new JsonArray();
         foreach (var e in entries)
-            if (e?["key"]?.GetValue<string>() is { } other && other != key) kept.Add(e.DeepClone());
+            if (KeyOf(e) is { } other && other != key) kept.Add(e!.DeepClone());
         kept.Add(record);
         try
         {
@@ -84,22 +84,19 @@ public static class GemmCalibration
     }
 
     /// <summary>The kernel an entry names; null for anything else.</summary>
-    static GemmKernel? Choice(JsonNode entry)
+    static GemmKernel? Choice(JsonNode entry) => Text(entry["choice"]) switch
     {
-        try
-        {
-            return entry["choice"]?.GetValue<string>() switch
-            {
-                "managed" => GemmKernel.Managed,
-                "openblas" => GemmKernel.OpenBlas,
-                _ => null,
-            };
-        }
-        catch (InvalidOperationException)
-        {
-            return null;
-        }
-    }
+        "managed" => GemmKernel.Managed,
+        "openblas" => GemmKernel.OpenBlas,
+        _ => null,
+    };
+
+    /// <summary>The key an entry is recorded under; null when it has none (a hand-edited entry is skipped, not an error).</summary>
+    static string? KeyOf(JsonNode? entry) => Text(entry?["key"]);
+
+    /// <summary>A JSON string's value; null for anything else.</summary>
+    static string? Text(JsonNode? node) =>
+        node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
 
     /// <summary>Median seconds of one pass over the seed step's GEMM calls (k = 5) on <paramref name="kernel"/>, over about 0.2 s.</summary>
     public static double Time(GemmKernel kernel) =>
