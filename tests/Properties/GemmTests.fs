@@ -293,6 +293,22 @@ let tests =
                             for threads in [ 1; 2; 3 ] do
                                 Expect.equal (run threads : int[]) one ($"{kernel}, {m}x{n}x{k} ta={ta} tb={tb}, {threads} workers")
 
+        testCase "OpenBLAS split over 1, 2 and 3 workers (rows or columns of C) matches the oracle" <| fun () ->
+            requireOpenBlas ()
+            // Sizes above the single-thread threshold, with parts that end inside a 16-row or 16-column unit.
+            for (m, n, k) in [ (130, 257, 67); (257, 130, 67); (300, 40, 200); (21, 700, 90); (2000, 20, 270); (20, 2100, 260) ] do
+                for ta in [ false; true ] do
+                    for tb in [ false; true ] do
+                        let c = { TransA = ta; TransB = tb; M = m; N = n; K = k; PadA = 1; PadB = 2; PadC = 3
+                                  Alpha = 0.5f; Beta = 0.25f; DataSeed = m + n + k }
+                        let o = operands c
+                        let expected, bound = oracle c o
+                        for threads in [ 1; 2; 3 ] do
+                            let got = Array.copy o.C0
+                            Gemm.SgemmOpenBlas(threads, ta, tb, m, n, k, c.Alpha, ReadOnlySpan o.A, o.Lda, ReadOnlySpan o.B, o.Ldb,
+                                               c.Beta, Span got, o.Ldc)
+                            verify $"OpenBLAS, {threads} workers" c o expected bound got
+
         testCase "concurrent callers get the same results as sequential calls" <| fun () ->
             // Several threads each run multi-worker GEMMs at once (the fork/join state is per calling thread).
             let cases =
@@ -375,9 +391,9 @@ let tests =
                                ReadOnlySpan [| 1.0f |], 1, 0.0f, Span [| 0.0f |], 1))
             Expect.equal e.ParamName ("backend") "e.ParamName"
 
-        testCase "SetThreads rejects fewer than one thread" <| fun () ->
-            let e = throws<ArgumentOutOfRangeException> (fun () -> Gemm.SetThreads 0)
-            Expect.equal e.ParamName ("threads") "e.ParamName"
+        testCase "the thread setting rejects fewer than one thread" <| fun () ->
+            let e = throws<ArgumentOutOfRangeException> (fun () -> Parallelism.Threads <- 0)
+            Expect.equal e.ParamName ("value") "e.ParamName"
 
         testCase "VAE_GEMM selects the kernel; unset or empty, the calibration picks it where OpenBLAS loads" <| fun () ->
             for kernel in [ GemmKernel.Managed; GemmKernel.OpenBlas ] do

@@ -93,7 +93,7 @@ public static partial class Gemm
         if (backend == GemmKernel.OpenBlas)
         {
             string? core = OpenBlas.CoreName;
-            return $"openblas ({OpenBlas.LibraryName}, {Plural(OpenBlas.Threads)}{(core is null ? "" : ", core " + core.Trim())})";
+            return $"openblas ({OpenBlas.LibraryName}, {Plural(Parallelism.Threads)}{(core is null ? "" : ", core " + core.Trim())})";
         }
         var kernel = ManagedGemm.Best;
         string kind = kernel == ManagedKernel.Scalar ? "managed scalar" : "managed SIMD";
@@ -124,16 +124,6 @@ public static partial class Gemm
             $"{EnvironmentVariable}='{value}' is not a GEMM kernel: expected 'managed' or 'openblas' " +
             $"(or leave {EnvironmentVariable} unset to use OpenBLAS when {OpenBlas.LibraryName} loads, " +
             $"the managed kernel otherwise; OpenBLAS: {OpenBlas.InstallHint}).");
-    }
-
-    /// <summary>Sets the thread count of the native backend (no-op for the managed one).</summary>
-    /// <remarks>The managed kernel follows <see cref="Parallelism.Threads"/>, whose setter calls this method.
-    /// Does not load OpenBLAS; the count is applied when it loads.</remarks>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is less than 1.</exception>
-    public static void SetThreads(int threads)
-    {
-        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "thread count must be at least 1");
-        OpenBlas.SetThreads(threads);
     }
 
     /// <summary>C[m, n] = alpha * op(A) op(B) + beta * C with the active backend (<see cref="Kernel"/>).</summary>
@@ -197,10 +187,50 @@ public static partial class Gemm
 
         if (backend == GemmKernel.OpenBlas)
         {
-            OpenBlas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            SgemmOpenBlas(Parallelism.Threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
         SgemmManaged(ManagedGemm.Best, Parallelism.Threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>Rows or columns of C per OpenBLAS part are a multiple of this (whole register tiles of its kernels).</summary>
+    const int OpenBlasPartUnit = 16;
+
+    /// <summary>
+    /// OpenBLAS, single-threaded, on up to <paramref name="threads"/> parts of C run by the engine's workers: ranges of rows,
+    /// or of columns when C is wider than tall (each part packs the whole of the other operand, the smaller one).
+    /// </summary>
+    // NOTE: OpenBLAS's own workers spin for 2^28 cycles (about 0.1 s) after each call, waiting for the next one. Between
+    // the GEMMs of a training step they held a core that the elementwise kernels and Adam then lacked: k = 5 took 10.3 ms
+    // a step on 2 threads, 7.5 ms with OPENBLAS_THREAD_TIMEOUT=4. OpenBLAS therefore runs on one thread (set when it loads)
+    // inside our workers, which nothing spins after.
+    internal static unsafe void SgemmOpenBlas(int threads, bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var whole = new ManagedGemm.Problem(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+            bool splitRows = m >= n;
+            int units = ((splitRows ? m : n) + OpenBlasPartUnit - 1) / OpenBlasPartUnit;
+            int parts = (long)m * n * k < ManagedGemm.ParallelThreshold ? 1 : Math.Min(Math.Max(1, threads), units);
+            if (parts == 1)
+            {
+                OpenBlas.Sgemm(whole);
+                return;
+            }
+            int extent = splitRows ? m : n;
+            Parallelism.For(parts, 1, (first, last) =>
+            {
+                for (int part = first; part < last; part++)
+                {
+                    int lo = Math.Min(extent, (int)((long)units * part / parts) * OpenBlasPartUnit);
+                    int hi = Math.Min(extent, (int)((long)units * (part + 1) / parts) * OpenBlasPartUnit);
+                    if (hi > lo) OpenBlas.Sgemm(splitRows ? whole.Rows(lo, hi) : whole.Cols(lo, hi));
+                }
+            });
+        }
     }
 
     /// <summary>

@@ -32,7 +32,7 @@ internal static unsafe class ManagedGemm
     const int NcMax = 2048;
 
     /// <summary>Below this many multiply-adds (m*n*k, ~5 us of work) one thread beats the fork/join overhead.</summary>
-    const long ParallelThreshold = 1L << 19;
+    internal const long ParallelThreshold = 1L << 19;
 
     /// <summary>The fastest kernel this CPU runs.</summary>
     public static ManagedKernel Best { get; } =

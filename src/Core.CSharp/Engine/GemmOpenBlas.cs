@@ -32,13 +32,11 @@ internal static unsafe class OpenBlas
     static volatile bool attempted;
     static bool available;
     static string loadError = "";
-    static int requestedThreads;
 
     // cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); blasint is 32-bit
     // in Debian's libopenblas0 (the 64-bit-index build is the separate libopenblas64_0).
     static delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> sgemm;
     static delegate* unmanaged<int, void> setNumThreads;
-    static delegate* unmanaged<int> getNumThreads;
     static delegate* unmanaged<byte*> getCoreName;
 
     /// <summary>Whether the library and its <c>cblas_sgemm</c> loaded (loads on first query; never throws).</summary>
@@ -82,13 +80,11 @@ internal static unsafe class OpenBlas
                     sgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemmPtr;
                     if (NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out nint p))
                         setNumThreads = (delegate* unmanaged<int, void>)p;
-                    if (NativeLibrary.TryGetExport(handle, "openblas_get_num_threads", out p))
-                        getNumThreads = (delegate* unmanaged<int>)p;
                     if (NativeLibrary.TryGetExport(handle, "openblas_get_corename", out p))
                         getCoreName = (delegate* unmanaged<byte*>)p;
                     available = true;
-                    // NOTE: the engine's thread setting may have been made before the library loaded.
-                    ApplyThreads(requestedThreads > 0 ? requestedThreads : Parallelism.Threads);
+                    // NOTE: one thread: Gemm splits a call over the engine's own workers (see Gemm.SgemmOpenBlas).
+                    if (setNumThreads != null) setNumThreads(1);
                 }
             }
             catch (Exception e) when (e is BadImageFormatException or DllNotFoundException or EntryPointNotFoundException)
@@ -100,43 +96,15 @@ internal static unsafe class OpenBlas
         }
     }
 
-    /// <summary>Remembers the thread count and applies it if the library is loaded (does not load it).</summary>
-    public static void SetThreads(int threads)
-    {
-        lock (Gate)
-        {
-            requestedThreads = threads;
-            if (available) ApplyThreads(threads);
-        }
-    }
-
-    static void ApplyThreads(int threads)
-    {
-        if (setNumThreads != null) setNumThreads(threads);
-    }
-
-    /// <summary>OpenBLAS's own thread count (the requested one if it cannot be queried).</summary>
-    public static int Threads =>
-        IsAvailable && getNumThreads != null ? getNumThreads()
-        : requestedThreads > 0 ? requestedThreads : Parallelism.Threads;
-
     /// <summary>The kernel family OpenBLAS selected for this CPU (e.g. "Haswell"), or null.</summary>
     public static string? CoreName =>
         IsAvailable && getCoreName != null ? Marshal.PtrToStringAnsi((nint)getCoreName()) : null;
 
     /// <summary>
-    /// Calls <c>cblas_sgemm</c> in row-major order on validated arguments with m, n, k &gt; 0.
+    /// Calls <c>cblas_sgemm</c> in row-major order on a validated problem with m, n, k &gt; 0 (memory pinned by the caller).
     /// The caller has checked <see cref="IsAvailable"/>.
     /// </summary>
-    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
-        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
-    {
-        fixed (float* pa = a)
-        fixed (float* pb = b)
-        fixed (float* pc = c)
-        {
-            sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
-        }
-    }
+    public static void Sgemm(in ManagedGemm.Problem p) =>
+        sgemm(CblasRowMajor, p.TransA ? CblasTrans : CblasNoTrans, p.TransB ? CblasTrans : CblasNoTrans,
+            p.M, p.N, p.K, p.Alpha, p.A, (int)p.Lda, p.B, (int)p.Ldb, p.Beta, p.C, (int)p.Ldc);
 }

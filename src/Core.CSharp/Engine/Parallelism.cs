@@ -11,7 +11,7 @@ public static class Parallelism
 {
     static int threads = Math.Max(1, Environment.ProcessorCount);
 
-    /// <summary>Worker count (default: the processor count). Setting it also sets GEMM's threads.</summary>
+    /// <summary>Worker count (default: the processor count), GEMM's included.</summary>
     public static int Threads
     {
         get => threads;
@@ -19,7 +19,6 @@ public static class Parallelism
         {
             if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "thread count must be at least 1");
             threads = value;
-            Gemm.SetThreads(value);
         }
     }
 

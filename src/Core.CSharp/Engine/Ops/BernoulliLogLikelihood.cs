@@ -9,7 +9,8 @@ public sealed partial class Tensor
     /// </summary>
     /// <remarks>
     /// x may hold any value in [0, 1] (then this is the negative binary cross-entropy). Only the
-    /// logits receive a gradient: d/dl = x - sigmoid(l). Activity paper, eq. (2.10).
+    /// logits receive a gradient: d/dl = x - sigmoid(l), computed in the forward pass from its exp and kept for
+    /// backward, which then only scales it. Activity paper, eq. (2.10).
     /// </remarks>
     public static Tensor BernoulliLogLikelihood(Tensor logits, Tensor x)
     {
@@ -19,25 +20,26 @@ public sealed partial class Tensor
         int d = x.Dim(1);
         int n = x.Dim(0);
         int rows = logits.Size / Math.Max(1, d);
-        Node? node = Tracks(logits)
-            ? new Node([logits], o =>
+        var residual = Tracks(logits) ? Workspace.Rent(logits.Size) : null;
+        Node? node = residual is null
+            ? null
+            : new Node([logits], o =>
             {
-                logits.EnsureGrad();
+                logits.GradTarget(out bool fresh);
                 Kernels.Chunked(rows * d, (s, e) =>
                 {
                     for (int r = s / d; r < e / d; r++)
-                        Kernels.BernoulliRowBackward(
-                            logits.buffer.AsSpan(logits.offset + r * d, d), x.buffer.AsSpan(x.offset + (r % n) * d, d),
-                            o.gradBuffer![o.gradOffset + r], logits.gradBuffer.AsSpan(logits.gradOffset + r * d, d));
+                        Kernels.ScaleInto(residual.AsSpan(r * d, d), o.gradBuffer![o.gradOffset + r],
+                            logits.gradBuffer.AsSpan(logits.gradOffset + r * d, d), fresh);
                 });
-            })
-            : null;
+            });
         var y = Result(logits.Shape[..^1], node);
         Kernels.Chunked(rows * d, (s, e) =>
         {
             for (int r = s / d; r < e / d; r++)
                 y.buffer[y.offset + r] = Kernels.BernoulliRow(
-                    logits.buffer.AsSpan(logits.offset + r * d, d), x.buffer.AsSpan(x.offset + (r % n) * d, d));
+                    logits.buffer.AsSpan(logits.offset + r * d, d), x.buffer.AsSpan(x.offset + (r % n) * d, d),
+                    residual is null ? default : residual.AsSpan(r * d, d));
         });
         return y;
     }

@@ -34,8 +34,11 @@ public sealed partial class Tensor
     static void LinearBackward(Tensor x, Tensor w, Tensor? b, Tensor o, int rows, int inDim, int outDim)
     {
         var gy = o.Grad;
-        if (x.RequiresGrad) // dx += dy W
-            Gemm.Sgemm(false, false, rows, inDim, outDim, 1f, gy, outDim, w.Data, inDim, 1f, x.GradForAccumulation(), inDim);
+        if (x.RequiresGrad) // dx += dy W (dx = dy W on the first contribution)
+        {
+            var gx = x.GradTarget(out bool fresh);
+            Gemm.Sgemm(false, false, rows, inDim, outDim, 1f, gy, outDim, w.Data, inDim, fresh ? 0f : 1f, gx, inDim);
+        }
         if (w.RequiresGrad) // dW += dy^T x
             Gemm.Sgemm(true, false, outDim, inDim, rows, 1f, gy, outDim, x.Data, inDim, 1f, w.GradForAccumulation(), inDim);
         if (b is not null && b.RequiresGrad) // db += column sums of dy

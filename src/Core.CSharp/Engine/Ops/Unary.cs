@@ -40,7 +40,27 @@ public sealed partial class Tensor
         static (x, y, gy, gx) => { for (int i = 0; i < x.Length; i++) gx[i] += gy[i] / x[i]; });
 
     /// <summary>softplus(x) = log(1 + exp(x)), stable for large |x|.</summary>
-    public Tensor Softplus() => Unary(Kernels.Softplus, Kernels.SoftplusBackward);
+    /// <remarks>The derivative sigmoid(x) comes from the forward pass's exp and is kept for backward.</remarks>
+    public Tensor Softplus()
+    {
+        var x = this;
+        var sigmoid = Tracks(x) ? Workspace.Rent(Size) : null;
+        Node? node = sigmoid is null
+            ? null
+            : new Node([x], o =>
+            {
+                x.GradTarget(out bool fresh);
+                var gy = o.gradBuffer!;
+                var gx = x.gradBuffer!;
+                int ygo = o.gradOffset, xgo = x.gradOffset;
+                Kernels.Chunked(x.Size, (s, e) =>
+                    Kernels.MultiplyInto(gy.AsSpan(ygo + s, e - s), sigmoid.AsSpan(s, e - s), gx.AsSpan(xgo + s, e - s), fresh));
+            });
+        var y = Result(Shape, node);
+        Kernels.Chunked(Size, (s, e) =>
+            Kernels.Softplus(x.buffer.AsSpan(x.offset + s, e - s), y.buffer.AsSpan(y.offset + s, e - s), sigmoid is null ? default : sigmoid.AsSpan(s, e - s)));
+        return y;
+    }
 
     /// <summary>sigmoid(x) = 1 / (1 + exp(-x)).</summary>
     public Tensor Sigmoid() => Unary(
