@@ -108,7 +108,7 @@ let tests =
             within (0.1 * se) nllTorch nllNative "NLL: torch against native"
 
         // What is timed is not checked (benchmarks are separate from tests): only that one run times both backends per k
-        // and says so.
+        // (the native step again in the peer's rounds, with the ratio) and says so.
         testCase "vae bench --peer torch times the step on libtorch at 1 and 2 threads beside the native one, per k" <| fun () ->
             requireTorch ()
             use folder = new TempFolder "vae-bench-peer-"
@@ -123,6 +123,14 @@ let tests =
                           e.GetProperty("threads").GetInt32(), e.GetProperty("k").GetInt32(), e.GetProperty("ms_per_step").GetDouble() ]
             Expect.sequenceEqual (peers |> List.map (fun (t, k, _) -> t, k)) [ 1, 1; 1, 2; 2, 1; 2, 2 ] "threads 1 and 2 for each k"
             for _, _, ms in peers do Expect.isGreaterThan ms 0.0 "a positive time"
+            let ratios =
+                [ for e in entries do
+                      if e.GetProperty("name").GetString() = "peer_ratio" then
+                          e.GetProperty("k").GetInt32(), e.GetProperty("native_ms_per_step").GetDouble(), e.GetProperty("best_peer_over_native").GetDouble() ]
+            Expect.sequenceEqual (ratios |> List.map (fun (k, _, _) -> k)) [ 1; 2 ] "the native step and the ratio for each k"
+            for _, ms, ratio in ratios do
+                Expect.isGreaterThan ms 0.0 "a positive native time"
+                Expect.isGreaterThan ratio 0.0 "a positive ratio"
 
         testCase "asking for CUDA without a CUDA build of libtorch names the package to install" <| fun () ->
             requireTorch ()

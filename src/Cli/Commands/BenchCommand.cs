@@ -23,12 +23,14 @@ static class BenchCommand
         var threads = CliOptions.Threads();
         var peer = CliOptions.OptionalChoice("--peer",
             "Also time the same training step on a peer, side by side: torch (libtorch through TorchSharp, CPU, 1 and 2 threads), " +
-            "and print the peer's best time over the native one per k.", ComputeBackends.Torch);
+            "in 3 rounds that each time the native step and the peer's, and print the peer's best time over the native one per k.",
+            ComputeBackends.Torch);
         var command = new Command("bench",
             "Benchmark, in one run: the training step (forward, backward, Adam) of the 784-200-200-50 VAE at batch 100 " +
             "for each k, the eVAE step (D = 50, K = 25, s = 25) and its assignment pass over 60,000 examples, and sgemm " +
-            "GFLOP/s on their GEMM shapes. Prints ms/step, samples/s and the time as a multiple of the same GEMMs alone. " +
-            "The GEMM kernel is OpenBLAS when libopenblas.so.0 loads, else the managed SIMD kernel; " +
+            "GFLOP/s on their GEMM shapes. Prints ms/step, samples/s and the time as a multiple of the same GEMMs alone (timed in " +
+            "turns with the step). The GEMM kernel is the faster of OpenBLAS and the managed SIMD kernel on this machine (measured " +
+            "once and cached in ~/.cache/vaeresearch/gemm-calibration.json; managed where libopenblas.so.0 does not load); " +
             "VAE_GEMM=managed|openblas forces one.")
         {
             json, ks, seconds, threads, peer,
@@ -47,13 +49,17 @@ static class BenchCommand
             Console.WriteLine("(evae_assignment: ms per pass over 60,000 examples; eval_l5000: ms per 1,000 test images, samples/s in images)");
             foreach (var s in steps)
                 Console.WriteLine($"{s.Name,-18} {s.Samples,4} {s.MsPerStep,9:F2} {s.SamplesPerSecond,10:F0} {s.GemmBoundRatio,13:F2} {s.Gen0PerHundredSteps,15:F1}");
-            var peers = parse.GetValue(peer) is { } peerName ? PeerTimings(peerName, kList, secs, steps) : [];
+            var (peers, ratios) = parse.GetValue(peer) is { } peerName ? PeerTimings(peerName, kList, secs, steps) : ([], []);
             if (parse.GetValue(json) is { } file)
             {
                 var entries = new List<object> { new Dictionary<string, object> { ["name"] = "sgemm", ["gflops"] = gemm.Gflops, ["backend"] = gemm.Backend } };
                 entries.AddRange(peers.Select(p => new Dictionary<string, object>
                 {
                     ["name"] = "peer_step", ["peer"] = p.Peer, ["threads"] = p.Threads, ["k"] = p.K, ["ms_per_step"] = p.Ms,
+                }));
+                entries.AddRange(ratios.Select(r => new Dictionary<string, object>
+                {
+                    ["name"] = "peer_ratio", ["k"] = r.K, ["native_ms_per_step"] = r.NativeMs, ["best_peer_over_native"] = r.BestPeerOverNative,
                 }));
                 entries.AddRange(steps.Select(s => new Dictionary<string, object>
                 {
@@ -68,39 +74,66 @@ static class BenchCommand
         return command;
     }
 
+    /// <summary>Rounds of <see cref="PeerTimings"/>: each times the native step and the peer's at every thread count once.</summary>
+    const int PeerRounds = 3;
+
     /// <summary>
-    /// Times the seed step on <paramref name="peerName"/> at 1 and 2 threads for every k and prints it beside the native step
-    /// just measured, with the ratio of the peer's best time to the native one.
+    /// Times the seed step natively and on <paramref name="peerName"/> at 1 and 2 threads for every k, in
+    /// <see cref="PeerRounds"/> rounds, and prints the medians over the rounds with the median over the rounds of the
+    /// peer's best time over the native one.
     /// </summary>
-    static List<(string Peer, int Threads, int K, double Ms)> PeerTimings(string peerName, int[] ks, double seconds, List<StepTiming> native)
+    // NOTE: the rounds spread every runner over the same minutes, so a drift in the machine's speed (another tenant, the
+    // clock) touches native and peer alike instead of whichever ran last.
+    static (List<(string Peer, int Threads, int K, double Ms)> Peer, List<PeerRatio> Ratios) PeerTimings(
+        string peerName, int[] ks, double seconds, List<StepTiming> native)
     {
         int nativeThreads = Parallelism.Threads;
-        var timings = new List<(string Peer, int Threads, int K, double Ms)>();
+        var rounds = new List<(string Peer, int Threads, int K, double Ms)>[PeerRounds];
         int[] threadCounts = [1, 2];
         try
         {
-            foreach (int t in threadCounts)
+            for (int round = 0; round < PeerRounds; round++)
             {
-                var context = ComputeBackends.Create(peerName, "cpu", t);
-                foreach (int k in ks) timings.Add((peerName, t, k, TrainingBenchmark.StepMilliseconds(context, k, seconds)));
+                var times = rounds[round] = [];
+                var self = ComputeBackends.Create(ComputeBackends.Native, "cpu", nativeThreads);
+                foreach (int k in ks) times.Add((ComputeBackends.Native, nativeThreads, k, TrainingBenchmark.StepMilliseconds(self, k, seconds / PeerRounds)));
+                foreach (int t in threadCounts)
+                {
+                    var context = ComputeBackends.Create(peerName, "cpu", t);
+                    foreach (int k in ks) times.Add((peerName, t, k, TrainingBenchmark.StepMilliseconds(context, k, seconds / PeerRounds)));
+                }
             }
         }
         finally
         {
             Parallelism.Threads = nativeThreads;
         }
+        static double Median(IEnumerable<double> values)
+        {
+            var sorted = values.Order().ToArray();
+            return sorted[sorted.Length / 2];
+        }
+        double Ms(string who, int threads, int k) => Median(rounds.Select(r => r.Single(p => p.Peer == who && p.Threads == threads && p.K == k).Ms));
         Console.WriteLine();
-        Console.WriteLine($"the seed step beside {peerName} (CPU; native: {Gemm.KernelDescription}, {nativeThreads} threads)");
+        Console.WriteLine($"the seed step beside {peerName} (CPU; native: {Gemm.KernelDescription}, {nativeThreads} threads; " +
+            $"medians over {PeerRounds} rounds, each timing every column once)");
         Console.WriteLine($"{"k",4} {"native ms",10} " + string.Join(" ", threadCounts.Select(t => $"{peerName + " " + t + "t ms",12}")) +
             $" {"best " + peerName + " / native",20} {"native x gemm",14}");
+        var ratios = new List<PeerRatio>();
         foreach (int k in ks)
         {
             var step = native.First(s => s.Name == "vae_step" && s.Samples == k);
-            var mine = timings.Where(p => p.K == k).ToList();
-            double best = mine.Min(p => p.Ms);
-            Console.WriteLine($"{k,4} {step.MsPerStep,10:F2} " + string.Join(" ", mine.Select(p => $"{p.Ms,12:F2}")) +
-                $" {best / step.MsPerStep,20:F2} {step.GemmBoundRatio,14:F2}");
+            double ratio = Median(rounds.Select(r =>
+                r.Where(p => p.Peer == peerName && p.K == k).Min(p => p.Ms) / r.Single(p => p.Peer == ComputeBackends.Native && p.K == k).Ms));
+            double nativeMs = Ms(ComputeBackends.Native, nativeThreads, k);
+            Console.WriteLine($"{k,4} {nativeMs,10:F2} " +
+                string.Join(" ", threadCounts.Select(t => $"{Ms(peerName, t, k),12:F2}")) + $" {ratio,20:F2} {step.GemmBoundRatio,14:F2}");
+            ratios.Add(new PeerRatio(k, nativeMs, ratio));
         }
-        return timings;
+        var peerTimes = threadCounts.SelectMany(t => ks.Select(k => (peerName, t, k, Ms(peerName, t, k)))).ToList();
+        return (peerTimes, ratios);
     }
+
+    /// <summary>One k of the side-by-side table: the native step's median over the rounds and the peer's best over it.</summary>
+    sealed record PeerRatio(int K, double NativeMs, double BestPeerOverNative);
 }

@@ -91,10 +91,13 @@ public static class TrainingBenchmark
     }
 
     /// <summary>Median seconds of one pass over <paramref name="shapes"/> on the active kernel, on buffers large enough for all of them.</summary>
-    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds) => TimeGemms(shapes, seconds, Gemm.Kernel);
+    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds) => Median(seconds, GemmPass(shapes, Gemm.Kernel));
 
     /// <summary>Median seconds of one pass over <paramref name="shapes"/> on <paramref name="kernel"/>, over about <paramref name="seconds"/>.</summary>
-    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds, GemmKernel kernel)
+    public static double TimeGemms(IReadOnlyList<GemmShape> shapes, double seconds, GemmKernel kernel) => Median(seconds, GemmPass(shapes, kernel));
+
+    /// <summary>One pass over <paramref name="shapes"/> on <paramref name="kernel"/>, on buffers large enough for all of them.</summary>
+    static Action GemmPass(IReadOnlyList<GemmShape> shapes, GemmKernel kernel)
     {
         int size = shapes.Max(s => Math.Max(s.M * s.K, Math.Max(s.K * s.N, s.M * s.N)));
         var a = new float[size];
@@ -103,33 +106,48 @@ public static class TrainingBenchmark
         var rng = new Rng(1);
         rng.FillNormal(a);
         rng.FillNormal(b);
-        return Median(seconds, () =>
+        return () =>
         {
             foreach (var s in shapes)
                 Gemm.Sgemm(kernel, s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, s.TransA ? s.M : s.K, b, s.TransB ? s.K : s.N, 1f, c, s.N);
-        });
+        };
     }
 
     /// <summary>Median seconds per call of <paramref name="action"/> after a warm-up, over about <paramref name="seconds"/>.</summary>
-    public static double Median(double seconds, Action action)
+    public static double Median(double seconds, Action action) => Medians(seconds, [action])[0];
+
+    /// <summary>
+    /// Median seconds per call of each action, timed in turn (a, b, ..., a, b, ...) after a warm-up of each, over about
+    /// <paramref name="seconds"/> in all; and, for each action, the median over the turns of its time divided by the first
+    /// action's time in the same turn.
+    /// </summary>
+    // NOTE: on a shared machine the speed drifts by tens of percent within minutes (another tenant, the clock). Times
+    // taken in turns see the same drift, so their ratios hold where two medians taken a minute apart do not.
+    public static double[] Medians(double seconds, IReadOnlyList<Action> actions) => Turns(seconds, actions).Medians;
+
+    /// <summary>The medians of <see cref="Medians"/>, and the median ratio of each action's time to the first's in a turn.</summary>
+    public static (double[] Medians, double[] Ratios) Turns(double seconds, IReadOnlyList<Action> actions)
     {
         var warm = Stopwatch.StartNew();
-        int warmups = 0;
-        while (warmups < 3 || (warm.Elapsed.TotalSeconds < seconds * 0.2 && warmups < 50))
-        {
-            action();
-            warmups++;
-        }
-        var times = new List<double>();
+        for (int warmups = 0; warmups < 3 || (warm.Elapsed.TotalSeconds < seconds * 0.2 && warmups < 50); warmups++)
+            foreach (var action in actions) action();
+        var times = actions.Select(_ => new List<double>()).ToArray();
         var total = Stopwatch.StartNew();
-        while (times.Count < 5 || (total.Elapsed.TotalSeconds < seconds && times.Count < 10_000))
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            action();
-            times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
-        }
-        times.Sort();
-        return times[times.Count / 2];
+        while (times[0].Count < 5 || (total.Elapsed.TotalSeconds < seconds && times[0].Count < 10_000))
+            for (int i = 0; i < actions.Count; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                actions[i]();
+                times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            }
+        var ratios = times.Select(t => MedianOf(t.Select((v, turn) => v / times[0][turn]))).ToArray();
+        return (times.Select(MedianOf).ToArray(), ratios);
+    }
+
+    static double MedianOf(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
     }
 
     /// <summary>Random binary images [n, 784] with about 13% ones (MNIST's mean).</summary>
@@ -201,14 +219,16 @@ public static class TrainingBenchmark
 
         StepTiming Case(string name, int k, List<GemmShape> shapes, int examples, Action step, double msScale = 1)
         {
-            double gemmSeconds = TimeGemms(shapes, secondsPerCase / 2);
-            totalFlops += shapes.Sum(s => s.Flops);
-            totalGemmSeconds += gemmSeconds;
             step();
             int gc0 = GC.CollectionCount(0), calls = 0;
-            double seconds = Median(secondsPerCase, () => { step(); calls++; });
-            double gcPer100 = 100.0 * (GC.CollectionCount(0) - gc0) / Math.Max(1, calls);
-            return new StepTiming(name, k, seconds * 1e3 * msScale, examples / seconds, seconds / gemmSeconds, gcPer100);
+            // NOTE: the step and its GEMMs alone are timed in turns, so that their ratio holds on a machine whose speed drifts.
+            var (medians, ratios) = Turns(secondsPerCase * 1.5, [() => { step(); calls++; }, GemmPass(shapes, Gemm.Kernel)]);
+            int gen0 = GC.CollectionCount(0) - gc0;
+            double seconds = medians[0], gemmSeconds = medians[1];
+            totalFlops += shapes.Sum(s => s.Flops);
+            totalGemmSeconds += gemmSeconds;
+            double gcPer100 = 100.0 * gen0 / Math.Max(1, calls);
+            return new StepTiming(name, k, seconds * 1e3 * msScale, examples / seconds, 1 / ratios[1], gcPer100);
         }
 
         Action NativeStep(GenerativeModel<Tensor> model, int k) => TrainingStep(NativeContext.Cpu, model, batches, k, rng.Derive(3));
