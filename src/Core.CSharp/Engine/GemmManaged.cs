@@ -115,9 +115,18 @@ internal static unsafe class ManagedGemm
         bool splitRows = p.M >= p.N;
         int workers = work < ParallelThreshold ? 1 : Math.Min(Math.Max(1, threads), splitRows ? mPanels : nPanels);
         if (workers > 1)
-            GemmJob<TK>.Run(p, new Plan(workers, splitRows, mPanels, nPanels));
+        {
+            var problem = p;
+            var plan = new Plan(workers, splitRows, mPanels, nPanels);
+            WorkerPool.For(workers, workers, workers, (first, last) =>
+            {
+                for (int part = first; part < last; part++) RunPart<TK>(problem, plan, part);
+            });
+        }
         else
+        {
             Serial<TK>(p);
+        }
     }
 
     /// <summary>Part <paramref name="part"/> of <paramref name="plan"/>: the serial algorithm on its slice of C.</summary>

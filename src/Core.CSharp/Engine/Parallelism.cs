@@ -38,19 +38,8 @@ public static class Parallelism
             body(0, n);
             return;
         }
-        // NOTE: PiecesPerWorker pieces each, claimed as workers come free: a helper that the pool wakes late (tens of
-        // microseconds on a busy machine) then takes fewer pieces, instead of the caller waiting for the half it owned.
-        int pieces = Math.Min(n, workers * PiecesPerWorker);
-        try
-        {
-            Parallel.For(0, pieces, new ParallelOptions { MaxDegreeOfParallelism = workers },
-                w => body((int)((long)n * w / pieces), (int)((long)n * (w + 1) / pieces)));
-        }
-        catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
-        {
-            // NOTE: surface the worker's own exception (e.g. a VaeResearchException), not the wrapper.
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-            throw;
-        }
+        // NOTE: PiecesPerWorker pieces each, claimed as workers come free: a helper that starts late then takes fewer
+        // pieces, instead of the caller waiting for the part it owned.
+        WorkerPool.For(n, Math.Min(n, workers * PiecesPerWorker), workers, body);
     }
 }
