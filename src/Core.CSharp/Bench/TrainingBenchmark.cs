@@ -129,7 +129,7 @@ public static class TrainingBenchmark
     public static (double[] Medians, double[] Ratios) Turns(double seconds, IReadOnlyList<Action> actions)
     {
         var warm = Stopwatch.StartNew();
-        for (int warmups = 0; warmups < 3 || (warm.Elapsed.TotalSeconds < seconds * 0.2 && warmups < 50); warmups++)
+        for (int warmups = 0; warmups < 3 || (warm.Elapsed.TotalSeconds < seconds * 0.2 && warmups < 1000); warmups++)
             foreach (var action in actions) action();
         var times = actions.Select(_ => new List<double>()).ToArray();
         var total = Stopwatch.StartNew();
