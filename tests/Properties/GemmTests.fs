@@ -226,6 +226,15 @@ let private calibratedTo (kernel: GemmKernel) = Func<GemmKernel>(fun () -> kerne
 
 // ---------------------------------------------------------------------------------------------
 
+/// Problems above the single-thread threshold, every transpose pair: m >= n splits rows, m < n columns, and the parts
+/// end inside a 16-row or 16-column unit.
+let private splitCases =
+    [ for (m, n, k) in [ (130, 257, 67); (257, 130, 67); (300, 40, 200); (21, 700, 90); (2000, 20, 270); (20, 2100, 260) ] do
+          for ta in [ false; true ] do
+              for tb in [ false; true ] ->
+                  { TransA = ta; TransB = tb; M = m; N = n; K = k; PadA = 1; PadB = 2; PadC = 3
+                    Alpha = 0.5f; Beta = 0.25f; DataSeed = m + n + k } ]
+
 /// The tests of this module.
 let tests =
     testList "Gemm" [
@@ -276,13 +285,9 @@ let tests =
                 throws<Exception> (fun () -> verify "control" c o dropped bound got) |> ignore
 
         testCase "managed result is bitwise identical for 1, 2 and 3 workers and across runs" <| fun () ->
-            // Sizes above the single-thread threshold; m >= n splits rows, m < n splits columns.
             for kernel in supportedKernels do
-                for (m, n, k) in [ (130, 257, 67); (257, 130, 67); (300, 40, 200); (21, 700, 90); (2000, 20, 270); (20, 2100, 260) ] do
-                    for ta in [ false; true ] do
-                        for tb in [ false; true ] do
-                            let c = { TransA = ta; TransB = tb; M = m; N = n; K = k; PadA = 1; PadB = 2; PadC = 3
-                                      Alpha = 0.5f; Beta = 0.25f; DataSeed = m + n + k }
+                for c in splitCases do
+                            let m, n, k, ta, tb = c.M, c.N, c.K, c.TransA, c.TransB
                             let o = operands c
                             let run threads =
                                 let got = Array.copy o.C0
@@ -295,12 +300,8 @@ let tests =
 
         testCase "OpenBLAS split over 1, 2 and 3 workers (rows or columns of C) matches the oracle" <| fun () ->
             requireOpenBlas ()
-            // Sizes above the single-thread threshold, with parts that end inside a 16-row or 16-column unit.
-            for (m, n, k) in [ (130, 257, 67); (257, 130, 67); (300, 40, 200); (21, 700, 90); (2000, 20, 270); (20, 2100, 260) ] do
-                for ta in [ false; true ] do
-                    for tb in [ false; true ] do
-                        let c = { TransA = ta; TransB = tb; M = m; N = n; K = k; PadA = 1; PadB = 2; PadC = 3
-                                  Alpha = 0.5f; Beta = 0.25f; DataSeed = m + n + k }
+            for c in splitCases do
+                        let m, n, k, ta, tb = c.M, c.N, c.K, c.TransA, c.TransB
                         let o = operands c
                         let expected, bound = oracle c o
                         for threads in [ 1; 2; 3 ] do

@@ -108,12 +108,7 @@ static class BenchCommand
         {
             Parallelism.Threads = nativeThreads;
         }
-        static double Median(IEnumerable<double> values)
-        {
-            var sorted = values.Order().ToArray();
-            return sorted[sorted.Length / 2];
-        }
-        double Ms(string who, int threads, int k) => Median(rounds.Select(r => r.Single(p => p.Peer == who && p.Threads == threads && p.K == k).Ms));
+        double Ms(string who, int threads, int k) => TrainingBenchmark.MedianOf(rounds.Select(r => r.Single(p => p.Peer == who && p.Threads == threads && p.K == k).Ms));
         Console.WriteLine();
         Console.WriteLine($"the seed step beside {peerName} (CPU; native: {Gemm.KernelDescription}, {nativeThreads} threads; " +
             $"medians over {PeerRounds} rounds, each timing every column once)");
@@ -123,7 +118,7 @@ static class BenchCommand
         foreach (int k in ks)
         {
             var step = native.First(s => s.Name == "vae_step" && s.Samples == k);
-            double ratio = Median(rounds.Select(r =>
+            double ratio = TrainingBenchmark.MedianOf(rounds.Select(r =>
                 r.Where(p => p.Peer == peerName && p.K == k).Min(p => p.Ms) / r.Single(p => p.Peer == ComputeBackends.Native && p.K == k).Ms));
             double nativeMs = Ms(ComputeBackends.Native, nativeThreads, k);
             Console.WriteLine($"{k,4} {nativeMs,10:F2} " +

@@ -114,18 +114,15 @@ public static class TrainingBenchmark
     }
 
     /// <summary>Median seconds per call of <paramref name="action"/> after a warm-up, over about <paramref name="seconds"/>.</summary>
-    public static double Median(double seconds, Action action) => Medians(seconds, [action])[0];
+    public static double Median(double seconds, Action action) => Turns(seconds, [action]).Medians[0];
 
     /// <summary>
-    /// Median seconds per call of each action, timed in turn (a, b, ..., a, b, ...) after a warm-up of each, over about
+    /// Median seconds per call of each action, timed in turns (a, b, ..., a, b, ...) after a warm-up of each, over about
     /// <paramref name="seconds"/> in all; and, for each action, the median over the turns of its time divided by the first
     /// action's time in the same turn.
     /// </summary>
     // NOTE: on a shared machine the speed drifts by tens of percent within minutes (another tenant, the clock). Times
     // taken in turns see the same drift, so their ratios hold where two medians taken a minute apart do not.
-    public static double[] Medians(double seconds, IReadOnlyList<Action> actions) => Turns(seconds, actions).Medians;
-
-    /// <summary>The medians of <see cref="Medians"/>, and the median ratio of each action's time to the first's in a turn.</summary>
     public static (double[] Medians, double[] Ratios) Turns(double seconds, IReadOnlyList<Action> actions)
     {
         var warm = Stopwatch.StartNew();
@@ -144,7 +141,8 @@ public static class TrainingBenchmark
         return (times.Select(MedianOf).ToArray(), ratios);
     }
 
-    static double MedianOf(IEnumerable<double> values)
+    /// <summary>The median (the upper one of an even count).</summary>
+    public static double MedianOf(IEnumerable<double> values)
     {
         var sorted = values.Order().ToArray();
         return sorted[sorted.Length / 2];
