@@ -260,6 +260,52 @@ let tests =
             let e = throws<VaeResearchException> (fun () -> SweepTable.write folder.Path (Some(folder.File "t.csv")) |> ignore)
             Expect.stringContains e.Message "--out names the Markdown file" "--out with .csv"
 
+        testCase "figures: value against epitome size per latent, the VAE as a dashed reference, an unfinished run left out" <| fun () ->
+            use folder = new TempFolder("vae-sweepfigures-")
+            let e latent size parzen =
+                fixture $"evae-{latent}-K{size}" [ "model", "\"evae\""; "latent", string latent; "epitome_size", string size; "seed", "1" ]
+                    (evae latent size [| 20 |] 1UL) (List.replicate latent 0.5) parzen
+            let v latent parzen =
+                fixture $"vae-{latent}" [ "model", "\"vae\""; "latent", string latent; "seed", "1" ] (vae latent [| 20 |] 1UL) (List.replicate latent 0.5) parzen
+            // Grid order puts K = 3 before K = 2: the curve is drawn by epitome size, not by grid order.
+            let runs = [ v 6 200.0; e 6 1 210.0; e 6 3 230.0; e 6 2 220.5; v 12 205.0; e 12 1 211.0; e 12 2 212.0; { e 12 3 999.0 with Completed = 1 } ]
+            for f in runs do
+                writeFolder folder.Path f
+            writeSweep folder.Path """{ "rows": ["model", "epitome_size"], "columns": ["latent"], "value": "parzen", "threshold": 0.02 }""" "[]" (List.indexed runs)
+            let table = SweepTable.load folder.Path
+            Expect.equal (SweepFigures.curveKey table) (Some 1) "epitome_size, the innermost row key, is the x axis"
+            let charts = SweepFigures.valueCharts table 1
+            Expect.equal (charts |> List.map fst) [ [ "6" ]; [ "12" ] ] "one chart per latent size"
+            let seriesOf (chart: LineChart) = chart.Series |> List.map (fun s -> s.Name, s.Points, s.Dashed)
+            Expect.equal (seriesOf (snd charts[0]))
+                [ "model=vae (no epitome_size)", [| 1.0, 200.0; 3.0, 200.0 |], true
+                  "model=evae", [| 1.0, 210.0; 2.0, 220.5; 3.0, 230.0 |], false ] "latent 6: the VAE across the x range, the eVAE by K"
+            Expect.equal (seriesOf (snd charts[1]))
+                [ "model=vae (no epitome_size)", [| 1.0, 205.0; 3.0, 205.0 |], true
+                  "model=evae", [| 1.0, 211.0; 2.0, 212.0 |], false ] "latent 12: the unfinished K = 3 run has no point"
+            Expect.equal (snd charts[0]).Title "parzen against epitome_size: latent=6" "title"
+            let figures = SweepFigures.write folder.Path None
+            let out = folder.Sub "figures"
+            let files = figures |> List.map (fun f -> f.File)
+            Expect.equal files.Length (1 + 2 + 2 * 7) "active units, two value panels, shade and sorted units of the 7 finished runs"
+            Expect.containsAll files [ "active-units.svg"; "value-latent_6.svg"; "value-latent_12.svg"; "evae-6-K3-shade.svg"; "vae-12-units.svg" ] "file names"
+            Expect.isFalse (List.exists (fun (f: string) -> f.StartsWith "evae-12-K3") files) "no figure of the unfinished run"
+            for f in files do
+                Expect.equal (nonNull (Xml.Linq.XDocument.Load(Path.Combine(out, f)).Root)).Name.LocalName "svg" $"{f} is well-formed SVG"
+            let md = File.ReadAllText(Path.Combine(out, SweepFigures.IndexFile))
+            for f in figures do
+                Expect.stringContains md $"]({f.File})" $"figures.md links {f.File}"
+            Expect.stringContains md "- evae-12-K3: unfinished: 1 of 2 epochs completed" "the unfinished run is listed with the reason"
+            // Only the innermost numeric row key with three values makes a curve: latent as a row with two values does not.
+            writeSweep folder.Path """{ "rows": ["latent"], "columns": ["model"], "value": "parzen" }""" "[]" (List.indexed runs)
+            Expect.isNone (SweepFigures.curveKey (SweepTable.load folder.Path)) "two latent sizes: no curve"
+            // Nothing finished: an error that names each run's reason, and no figures.md.
+            use empty = new TempFolder("vae-sweepfigures-")
+            writeSweep empty.Path """{ "rows": ["latent"], "value": "parzen" }""" "[]" [ 0, { v 6 200.0 with Missing = true } ]
+            let error = throws<VaeResearchException> (fun () -> SweepFigures.write empty.Path None |> ignore)
+            Expect.stringContains error.Message "vae-6: folder runs/vae-6 does not exist" "the reason"
+            Expect.isFalse (File.Exists(Path.Combine(empty.Path, "figures", SweepFigures.IndexFile))) "nothing written"
+
         testCase "canonical values: 8 and 8.0 agree, strings are kept, arrays join with commas, null is empty" <| fun () ->
             let c (text: string) = SweepTable.canonical (JsonDocument.Parse(text).RootElement)
             Expect.equal [ c "8"; c "8.0"; c "8e0"; c "0.5"; c "\"8.0\""; c "[500, 500]"; c "null"; c "true" ] [ "8"; "8"; "8"; "0.5"; "8.0"; "500,500"; ""; "true" ] "canonical"

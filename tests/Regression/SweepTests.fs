@@ -155,6 +155,9 @@ let tests =
             Expect.stringContains table.Stdout "| latent |" "the table's header"
             Expect.stringContains table.Stdout "[paper 500" "the published value"
             Expect.isTrue (File.Exists(Path.Combine(out, "table.csv"))) "table.csv"
+            let figures = succeeds [ "sweep"; "figures"; out ]
+            Expect.stringContains figures.Stderr "wrote 9 figures" "active units per epoch, and each run's shade plot and sorted units"
+            Expect.stringContains (File.ReadAllText(Path.Combine(out, "figures", "figures.md"))) "Runs left out: none." "figures.md"
             // The same folders with another learning rate: refused, and nothing is touched.
             let checkpoint = Path.Combine(List.head (runDirs out), "checkpoint.safetensors")
             let bytes = File.ReadAllBytes checkpoint
@@ -167,6 +170,9 @@ let tests =
             let table = succeeds [ "sweep"; "table"; out ]
             Expect.stringContains table.Stdout "Skipped runs:" "skipped list"
             Expect.stringContains table.Stdout (nonNull (Path.GetFileName(List.last (runDirs out)))) "names the broken run"
+            let figs = folder.Sub "figs"
+            succeeds [ "sweep"; "figures"; out; "--out"; figs ] |> ignore
+            Expect.stringContains (File.ReadAllText(Path.Combine(figs, "figures.md"))) $"- {Path.GetFileName(List.last (runDirs out))}: " "the broken run is left out, with the reason"
 
         testCase "every spec in paper-results/specs expands to the paper's grid, and every model builds" <| fun () ->
             // The runs each table or figure describes (see the comments at the top of each spec).

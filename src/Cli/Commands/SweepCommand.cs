@@ -20,6 +20,7 @@ static class SweepCommand
         command.Subcommands.Add(TaskCommand());
         command.Subcommands.Add(StatusCommand());
         command.Subcommands.Add(TableCommand());
+        command.Subcommands.Add(FiguresCommand());
         return command;
     }
 
@@ -179,6 +180,30 @@ static class SweepCommand
     }
 
     static string Name(RunState state) => state.ToString().ToLowerInvariant();
+
+    static Command FiguresCommand()
+    {
+        var dir = SweepDir();
+        var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder for the SVG figures and figures.md (default DIR/figures)." };
+        var command = new Command("figures",
+            "The sweep's figures from its finished runs, as SVG in the papers' layouts: active units per epoch of every run, each run's " +
+            "activity shade plot and units sorted by activity with their KL, and the table's value against its innermost numeric row " +
+            "key (e.g. Parzen against epitome size), one panel per column; figures.md links them with captions and lists the runs left out.")
+        {
+            dir, outDir,
+        };
+        command.SetAction(parse => CliRunner.Run("sweep figures", () =>
+        {
+            var path = parse.GetValue(dir)!.FullName;
+            var target = parse.GetValue(outDir)?.FullName is { } o ? Microsoft.FSharp.Core.FSharpOption<string>.Some(o) : null;
+            var figures = Analysis.SweepFigures.write(path, target);
+            var folder = target?.Value ?? Path.Combine(path, "figures");
+            foreach (var figure in figures) Console.WriteLine(Path.Combine(folder, figure.File));
+            Console.Error.WriteLine($"wrote {figures.Length} figures and {Path.Combine(folder, Analysis.SweepFigures.IndexFile)}");
+            return 0;
+        }));
+        return command;
+    }
 
     static Command TableCommand()
     {
