@@ -12,7 +12,9 @@
 #                                              of its epoch, after its checkpoint (waits for them)
 #   scripts/campaign.sh save NAME              copy the sweep's state into paper-results/campaign/NAME:
 #                                              sweep.json, every run's small files, and the checkpoint of
-#                                              each run that is not finished (a finished run keeps none)
+#                                              each run that is not finished (a finished run keeps none);
+#                                              then its table (table.md, table.csv there) and its figures
+#                                              (paper-results/figures/NAME) with the current CLI
 #   scripts/campaign.sh status NAME            `vae sweep status` with the frozen CLI
 #
 # A run resumes bit-identically only on the CLI, thread count and GEMM kernel it started with; the
@@ -21,7 +23,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${VAE_CACHE:-$HOME/.cache/vaeresearch}"
-usage() { sed -n '6,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 verb="${1:-}"; name="${2:-}"
 saved="$root/paper-results/campaign/$name"
@@ -92,6 +94,10 @@ case "$verb" in
       fi
     done
     rm -rf "$saved"; mv "$tmp" "$saved"
+    # The table and figures from the saved runs, with the current CLI (analysis never changes a run).
+    "$root/vae" sweep table "$saved" > /dev/null
+    "$root/vae" sweep figures "$saved" --out "$root/paper-results/figures/$name" > /dev/null \
+      || echo "campaign: no figures yet (no run of $name has finished)" >&2
     echo "$status"; du -sh "$saved" ;;
   status)
     [ -n "$name" ] || usage
