@@ -113,10 +113,15 @@ let tests =
             requireTorch ()
             use folder = new TempFolder "vae-bench-peer-"
             let json = folder.File "bench.json"
-            let o = succeeds [ "bench"; "--k"; "1,2"; "--seconds"; "0.05"; "--threads"; string Threads; "--peer"; "torch"; "--json"; json ]
-            Expect.stringContains o.Stdout "the seed step beside torch" "the side-by-side table"
+            let o = succeeds [ "bench"; "--k"; "1,2"; "--seconds"; "0.05"; "--threads"; string Threads; "--batch"; "20"; "--peer"; "torch"; "--json"; json ]
+            Expect.stringContains o.Stdout "the seed step at batch 20 beside torch" "the side-by-side table, at the batch asked for"
             Expect.stringContains o.Stdout "eval_l5000" "the L_5000 case"
             let entries = Text.Json.JsonDocument.Parse(File.ReadAllText json).RootElement.EnumerateArray() |> List.ofSeq
+            for e in entries do
+                if e.GetProperty("name").GetString() = "vae_step" then
+                    let examples = e.GetProperty("samples_per_s").GetDouble() * e.GetProperty("ms_per_step").GetDouble() / 1000.0
+                    within 1e-6 examples 20.0 "a step trains 20 examples (samples/s x s/step)"
+            Expect.stringContains (fails [ "bench"; "--batch"; "0" ]).Stderr "--batch" "a batch of 0 is refused, naming the option"
             let peers =
                 [ for e in entries do
                       if e.GetProperty("name").GetString() = "peer_step" then

@@ -36,8 +36,8 @@ public readonly record struct GemmShape(bool TransA, bool TransB, int M, int N, 
 /// </summary>
 public static class TrainingBenchmark
 {
-    /// <summary>Batch size of every case.</summary>
-    public const int Batch = 100;
+    /// <summary>Batch size of the training-step cases by default (the activity paper's; Burda et al. train at 20).</summary>
+    public const int DefaultBatch = 100;
 
     /// <summary>Training examples in the assignment pass (the MNIST training set).</summary>
     public const int AssignmentExamples = 60_000;
@@ -48,8 +48,8 @@ public static class TrainingBenchmark
     // fresh data. 50 batches of random images (5,000 examples) cannot be memorized in a benchmark's length.
     public const int Batches = 50;
 
-    /// <summary>The seed model: 784-200-200-50, Bernoulli decoder, softplus (Burda et al. 2015).</summary>
-    public static TrainConfig SeedConfig(int k) => new() { Latent = 50, Hidden = [200, 200], Samples = k, Batch = Batch };
+    /// <summary>The seed model: 784-200-200-50, Bernoulli decoder, softplus (Burda et al. 2015), at <paramref name="batch"/>.</summary>
+    public static TrainConfig SeedConfig(int k, int batch = DefaultBatch) => new() { Latent = 50, Hidden = [200, 200], Samples = k, Batch = batch };
 
     /// <summary>The benchmark's eVAE: the seed model with D = 50, K = 25, s = 25.</summary>
     public static TrainConfig EpitomicConfig => SeedConfig(1) with { Model = ModelKind.Evae, EpitomeSize = 25, EpitomeStride = 25 };
@@ -164,31 +164,32 @@ public static class TrainingBenchmark
     /// Median milliseconds of the seed model's training step at <paramref name="k"/> (forward, backward, Adam; batch 100) in
     /// <paramref name="context"/>, over about <paramref name="seconds"/>: the same step on any backend, for side-by-side timings.
     /// </summary>
-    public static double StepMilliseconds(IComputeContext context, int k, double seconds) => context.Apply(new TimedStep(k, seconds));
+    public static double StepMilliseconds(IComputeContext context, int k, double seconds, int batch = DefaultBatch) =>
+        context.Apply(new TimedStep(k, seconds, batch));
 
-    sealed record TimedStep(int K, double Seconds) : IContextFunction<double>
+    sealed record TimedStep(int K, double Seconds, int Batch) : IContextFunction<double>
     {
         public double Invoke<T>(ComputeContext<T> context) where T : class, ITensor<T>
         {
             var rng = new Rng(42);
-            var batches = BatchesOf(rng.Derive(1)).Select(pixels => context.Upload(pixels, Batch, 784)).ToArray();
-            var model = ModelFactory.Build(context, SeedConfig(K), 784, rng.Derive(2));
-            return 1e3 * Median(Seconds, TrainingStep(context, model, batches, K, rng.Derive(3)));
+            var batches = BatchesOf(rng.Derive(1), Batch).Select(pixels => context.Upload(pixels, Batch, 784)).ToArray();
+            var model = ModelFactory.Build(context, SeedConfig(K, Batch), 784, rng.Derive(2));
+            return 1e3 * Median(Seconds, TrainingStep(context, model, batches, Batch, K, rng.Derive(3)));
         }
     }
 
-    /// <summary>The <see cref="Batches"/> batches of random binary images a timed step cycles through, [Batch * 784] each.</summary>
-    static IEnumerable<float[]> BatchesOf(Rng rng) => Enumerable.Range(0, Batches).Select(b => BinaryPixels(Batch, rng.Derive((ulong)b)));
+    /// <summary>The <see cref="Batches"/> batches of random binary images a timed step cycles through, [batch * 784] each.</summary>
+    static IEnumerable<float[]> BatchesOf(Rng rng, int batch) => Enumerable.Range(0, Batches).Select(b => BinaryPixels(batch, rng.Derive((ulong)b)));
 
     /// <summary>
     /// One training step of <paramref name="model"/> (forward, backward, Adam) on the next of <paramref name="batches"/>, on any
     /// backend.
     /// </summary>
-    static Action TrainingStep<T>(ComputeContext<T> context, GenerativeModel<T> model, T[] batches, int k, Rng noise) where T : class, ITensor<T>
+    static Action TrainingStep<T>(ComputeContext<T> context, GenerativeModel<T> model, T[] batches, int batch, int k, Rng noise) where T : class, ITensor<T>
     {
         var adam = context.Adam(model.Parameters(), new AdamSettings(1e-3f, Eps: 1e-4f));
-        var groups = new int[Batch];
-        for (int i = 0; i < Batch; i++) groups[i] = i % model.Groups;
+        var groups = new int[batch];
+        for (int i = 0; i < batch; i++) groups[i] = i % model.Groups;
         int step = 0;
         return () =>
         {
@@ -204,14 +205,16 @@ public static class TrainingBenchmark
     }
 
     /// <summary>
-    /// Times the training step (forward, backward, Adam; batch 100) of the VAE at each k and of the eVAE
-    /// (D = 50, K = 25, s = 25) at k = 1, the eVAE's assignment pass over 60,000 examples, and sgemm on all
-    /// their GEMM shapes.
+    /// Times the training step (forward, backward, Adam; at <paramref name="batch"/>) of the VAE at each k and of the eVAE
+    /// (D = 50, K = 25, s = 25) at k = 1, L_5000 per 1,000 images, the eVAE's assignment pass over 60,000 examples, and
+    /// sgemm on all their GEMM shapes.
     /// </summary>
-    public static (GemmTiming Gemm, List<StepTiming> Steps) Run(IReadOnlyList<int> ks, double secondsPerCase = 2.0, bool epitomic = true)
+    public static (GemmTiming Gemm, List<StepTiming> Steps) Run(IReadOnlyList<int> ks, double secondsPerCase = 2.0, bool epitomic = true,
+        int batch = DefaultBatch)
     {
+        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, "the batch must be >= 1");
         var rng = new Rng(42);
-        var batches = BatchesOf(rng.Derive(1)).Select(pixels => Tensor.FromArray(pixels, Batch, 784)).ToArray();
+        var batches = BatchesOf(rng.Derive(1), batch).Select(pixels => Tensor.FromArray(pixels, batch, 784)).ToArray();
         var steps = new List<StepTiming>();
         double totalFlops = 0, totalGemmSeconds = 0;
 
@@ -229,13 +232,13 @@ public static class TrainingBenchmark
             return new StepTiming(name, k, seconds * 1e3 * msScale, examples / seconds, 1 / ratios[1], gcPer100);
         }
 
-        Action NativeStep(GenerativeModel<Tensor> model, int k) => TrainingStep(NativeContext.Cpu, model, batches, k, rng.Derive(3));
+        Action NativeStep(GenerativeModel<Tensor> model, int k) => TrainingStep(NativeContext.Cpu, model, batches, batch, k, rng.Derive(3));
 
         foreach (int k in ks)
         {
-            var config = SeedConfig(k);
+            var config = SeedConfig(k, batch);
             var model = ModelFactory.Build(config, 784, rng.Derive(2));
-            steps.Add(Case("vae_step", k, VaeShapes(784, config.Hidden, config.Latent, Batch, k, backward: true), Batch, NativeStep(model, k)));
+            steps.Add(Case("vae_step", k, VaeShapes(784, config.Hidden, config.Latent, batch, k, backward: true), batch, NativeStep(model, k)));
         }
         {
             // L_5000 as `vae eval` computes it: 20 binary images, k = 5000 in chunks of at most RowBudget decoder rows.
@@ -252,9 +255,9 @@ public static class TrainingBenchmark
         }
         if (epitomic)
         {
-            var config = EpitomicConfig;
+            var config = EpitomicConfig with { Batch = batch };
             var evae = ModelFactory.Build(config, 784, rng.Derive(4));
-            steps.Add(Case("evae_step", 1, VaeShapes(784, config.Hidden, config.Latent, Batch, 1, backward: true), Batch, NativeStep(evae, 1)));
+            steps.Add(Case("evae_step", 1, VaeShapes(784, config.Hidden, config.Latent, batch, 1, backward: true), batch, NativeStep(evae, 1)));
 
             // One assignment pass (Algorithm 1, step 3) over the training set, in batches of 500 as the trainer does.
             const int assignBatch = 500;

@@ -100,7 +100,7 @@ public static class GemmCalibration
 
     /// <summary>Median seconds of one pass over the seed step's GEMM calls (k = 5) on <paramref name="kernel"/>, over about 0.2 s.</summary>
     public static double Time(GemmKernel kernel) =>
-        TrainingBenchmark.TimeGemms(TrainingBenchmark.VaeShapes(784, [200, 200], 50, TrainingBenchmark.Batch, 5, backward: true), 0.2, kernel);
+        TrainingBenchmark.TimeGemms(TrainingBenchmark.VaeShapes(784, [200, 200], 50, TrainingBenchmark.DefaultBatch, 5, backward: true), 0.2, kernel);
 
     /// <summary>The CPU's model name (<c>/proc/cpuinfo</c> on Linux), else the processor architecture.</summary>
     static string CpuModel()
