@@ -39,23 +39,17 @@ module SweepFigures =
     [<Literal>]
     let MinimumCurvePoints = 3
 
-    /// The finished runs of the plan, loaded, and the others with the reason they are left out.
+    /// The finished runs of the plan that have activity rows, loaded, and the others with the reason they are left out.
     let private finishedRuns (plan: SweepPlan) : (SweepRunPlan * Run) list * SkippedRun list =
-        let loaded =
+        let results =
             [ for run in plan.Runs ->
-                  let relative = Path.GetRelativePath(plan.Directory, run.Folder).Replace('\\', '/')
-                  if not (Directory.Exists run.Folder) then run, Result.Error $"folder {relative} does not exist (the run has not started)"
-                  else
-                      try
-                          let loaded = RunStore.load run.Folder
-                          let summary = RunStore.summarize plan.Table.Threshold run.Name loaded
-                          let planned = run.Epochs |> Option.defaultValue summary.Epochs
-                          if summary.CompletedEpochs < planned then run, Result.Error $"unfinished: {summary.CompletedEpochs} of {planned} epochs completed"
-                          elif loaded.Activity.Length = 0 then run, Result.Error "activity.csv has no rows"
-                          else run, Result.Ok loaded
-                      with :? VaeResearchException | :? IOException | :? UnauthorizedAccessException as e -> run, Result.Error e.Message ]
-        [ for run, r in loaded do match r with Result.Ok l -> run, l | Result.Error _ -> () ],
-        [ for run, r in loaded do match r with Result.Error why -> { Run = run.Name; Reason = why.ReplaceLineEndings " " } | Result.Ok _ -> () ]
+                  run,
+                  match SweepTable.finished plan run with
+                  | Result.Ok(loaded, _) when loaded.Activity.Length = 0 -> Result.Error "activity.csv has no rows"
+                  | Result.Ok(loaded, _) -> Result.Ok loaded
+                  | Result.Error why -> Result.Error why ]
+        [ for run, r in results do match r with Result.Ok loaded -> run, loaded | Result.Error _ -> () ],
+        [ for run, r in results do match r with Result.Error why -> { Run = run.Name; Reason = why.ReplaceLineEndings " " } | Result.Ok _ -> () ]
 
     /// Whether a canonical setting value reads as a number.
     let private number (value: string) =

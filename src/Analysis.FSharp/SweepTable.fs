@@ -384,33 +384,42 @@ module SweepTable =
                 | other -> raise (InvalidOperationException($"no metrics.csv column '{other}'")))
             |> have "no completed epoch"
 
-    /// Measures one planned run: its value and annotation, or why it is skipped.
-    let private measure (spec: SweepTableSpec) (plan: SweepPlan) (run: SweepRunPlan) : Result<float * float option, string> =
+    /// <summary>
+    /// A planned run loaded with its summary (at the table's threshold) when it has completed every epoch its
+    /// configuration asks for, or why not: no folder, unfinished, or unreadable (the run store's error).
+    /// </summary>
+    let finished (plan: SweepPlan) (run: SweepRunPlan) : Result<Run * RunSummary, string> =
         let relative = Path.GetRelativePath(plan.Directory, run.Folder).Replace('\\', '/')
         if not (Directory.Exists run.Folder) then Result.Error $"folder {relative} does not exist (the run has not started)"
         else
             try
                 let loaded = RunStore.load run.Folder
-                let summary = RunStore.summarize spec.Threshold run.Name loaded
+                let summary = RunStore.summarize plan.Table.Threshold run.Name loaded
                 let planned = run.Epochs |> Option.defaultValue summary.Epochs
                 if summary.CompletedEpochs < planned then
                     Result.Error $"unfinished: {summary.CompletedEpochs} of {planned} epochs completed"
-                else
-                    let get role name =
-                        match quantity spec.Threshold loaded summary name with
-                        | Result.Ok v when Double.IsFinite v -> Result.Ok v
-                        | Result.Ok v -> Result.Error $"{role} {name} is {v.ToString inv}"
-                        | Result.Error why -> Result.Error $"{role} {name}: {why}"
-                    match get "value" spec.Value with
-                    | Result.Error why -> Result.Error why
-                    | Result.Ok value ->
-                        match spec.Annotate with
-                        | None -> Result.Ok(value, None)
-                        | Some name ->
-                            match get "annotate" name with
-                            | Result.Ok a -> Result.Ok(value, Some a)
-                            | Result.Error why -> Result.Error why
+                else Result.Ok(loaded, summary)
             with :? VaeResearchException | :? IOException | :? UnauthorizedAccessException | :? JsonException as e -> Result.Error e.Message
+
+    /// Measures one planned run: its value and annotation, or why it is skipped.
+    let private measure (spec: SweepTableSpec) (plan: SweepPlan) (run: SweepRunPlan) : Result<float * float option, string> =
+        match finished plan run with
+        | Result.Error why -> Result.Error why
+        | Result.Ok(loaded, summary) ->
+            let get role name =
+                match quantity spec.Threshold loaded summary name with
+                | Result.Ok v when Double.IsFinite v -> Result.Ok v
+                | Result.Ok v -> Result.Error $"{role} {name} is {v.ToString inv}"
+                | Result.Error why -> Result.Error $"{role} {name}: {why}"
+            match get "value" spec.Value with
+            | Result.Error why -> Result.Error why
+            | Result.Ok value ->
+                match spec.Annotate with
+                | None -> Result.Ok(value, None)
+                | Some name ->
+                    match get "annotate" name with
+                    | Result.Ok a -> Result.Ok(value, Some a)
+                    | Result.Error why -> Result.Error why
 
     /// Joins key values into one frame key.
     let private join (values: string list) = String.Join("\u001f", values)
