@@ -84,13 +84,14 @@ module SweepFigures =
               let cells = table.Cells |> List.filter (fun c -> c.Column = column && c.Mean.IsSome)
               let groups = cells |> List.groupBy (fun c -> c.Row |> List.removeAt i) // keeps the table's row order
               let series =
-                  [ for n, (others, members) in List.indexed groups ->
+                  [ for n, (others, members) in List.indexed groups do
                         let name = describe (List.removeAt i spec.Rows) others
                         let name = if name = "" then spec.Value else name
                         let curve = members |> List.choose (fun c -> number c.Row[i] |> Option.map (fun x -> x, c.Mean.Value)) |> List.sortBy fst
                         match curve, members |> List.filter (fun c -> c.Row[i] = "") with
                         | [], reference :: _ ->
                             { Name = $"{name} (no {xKey})"; Points = [| xLo, reference.Mean.Value; xHi, reference.Mean.Value |]; Colour = Svg.colour n; Dashed = true }
+                        | [], [] -> ()
                         | points, _ -> { Name = name; Points = Array.ofList points; Colour = Svg.colour n; Dashed = false } ]
               let where = describe spec.Columns column
               column,
@@ -130,7 +131,7 @@ module SweepFigures =
                 let where = describe plan.Table.Columns column
                 let file = Report.fileLabel ("value-" + (if where = "" then plan.Table.Value else where)) + ".svg"
                 save file (Charts.lineChart chart)
-                    $"""{plan.Table.Value} against {plan.Table.Rows[i]}{(if where = "" then "" else $" at {where}")}, from the sweep's table (eVAE paper, Figure 7)."""
+                    $"""{plan.Table.Value} against {plan.Table.Rows[i]}{(if where = "" then "" else $" at {where}")}, from the sweep's table (as the eVAE paper's Figure 7 draws Parzen log-density against epitome size)."""
         | None -> ()
         for (run, loadedRun), label in List.zip runs (Report.labels loaded) do
             save $"{label}-shade.svg" (Charts.shade loadedRun threshold)
