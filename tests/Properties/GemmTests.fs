@@ -469,6 +469,13 @@ let tests =
             Expect.equal (entries () |> List.map fst) [ "machine A"; "machine B" ] "both keys are kept (say, two thread counts)"
             Expect.equal (GemmCalibration.Choose(path, "machine A", timing 0.003 0.001)) GemmKernel.Managed "the first key is still cached"
             Expect.equal calls.Value 4 "and not timed again"
+            // Another process records its key while this one measures: both keys stay.
+            let concurrent =
+                Func<GemmKernel, float>(fun k ->
+                    if k = GemmKernel.OpenBlas then GemmCalibration.Choose(path, "machine E", timing 0.001 0.003) |> ignore
+                    0.002)
+            GemmCalibration.Choose(path, "machine D", concurrent) |> ignore
+            Expect.equal (entries () |> List.map fst) [ "machine A"; "machine B"; "machine E"; "machine D" ] "an entry written during the measurement is kept"
             File.WriteAllText(path, """{ "key": "machine C", "choice": "openblas" }""")
             Expect.equal (GemmCalibration.Choose(path, "machine C", timing 0.001 0.003)) GemmKernel.OpenBlas "a single-entry file of the earlier format is read"
             File.WriteAllText(path, "{ not json")

@@ -37,8 +37,7 @@ public static class GemmCalibration
     /// </summary>
     public static GemmKernel Choose(string path, string key, Func<GemmKernel, double> time)
     {
-        var entries = Entries(path);
-        if (entries.FirstOrDefault(e => KeyOf(e) == key) is { } hit && Choice(hit) is { } cached) return cached;
+        if (Entries(path).FirstOrDefault(e => KeyOf(e) == key) is { } hit && Choice(hit) is { } cached) return cached;
         double managed = time(GemmKernel.Managed), openBlas = time(GemmKernel.OpenBlas);
         var choice = openBlas < managed ? GemmKernel.OpenBlas : GemmKernel.Managed;
         var record = new JsonObject
@@ -49,9 +48,10 @@ public static class GemmCalibration
             ["openblas_ms"] = openBlas * 1e3,
             ["measured"] = DateTime.UtcNow.ToString("O"),
         };
-        // NOTE: one entry per key, so processes at different thread counts do not measure again in turn.
+        // NOTE: one entry per key, so processes at different thread counts do not measure again in turn. The file is read
+        // again after the measurement: another process (a sweep's other worker) may have added its key meanwhile.
         var kept = new JsonArray();
-        foreach (var e in entries)
+        foreach (var e in Entries(path))
             if (KeyOf(e) is { } other && other != key) kept.Add(e!.DeepClone());
         kept.Add(record);
         try
