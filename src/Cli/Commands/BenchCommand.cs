@@ -32,7 +32,7 @@ static class BenchCommand
             ComputeBackends.Torch);
         var command = new Command("bench",
             "Benchmark, in one run: the training step (forward, backward, Adam) of the 784-200-200-50 VAE at batch 100 (--batch) " +
-            "for each k, the eVAE step (D = 50, K = 25, s = 25) and its assignment pass over 60,000 examples, and sgemm " +
+            "for each k, L_5000 per 1,000 test images, the eVAE step (D = 50, K = 25, s = 25) and its assignment pass over 60,000 examples, and sgemm " +
             "GFLOP/s on their GEMM shapes. Prints ms/step, samples/s and the time as a multiple of the same GEMMs alone (timed in " +
             "turns with the step). The GEMM kernel is the faster of OpenBLAS and the managed SIMD kernel on this machine (measured " +
             "once and cached in ~/.cache/vaeresearch/gemm-calibration.json; managed where libopenblas.so.0 does not load); " +

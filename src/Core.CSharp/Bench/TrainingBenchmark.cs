@@ -161,7 +161,7 @@ public static class TrainingBenchmark
     static Tensor BinaryImages(int n, Rng rng) => Tensor.FromArray(BinaryPixels(n, rng), n, 784);
 
     /// <summary>
-    /// Median milliseconds of the seed model's training step at <paramref name="k"/> (forward, backward, Adam; batch 100) in
+    /// Median milliseconds of the seed model's training step at <paramref name="k"/> (forward, backward, Adam; at <paramref name="batch"/>) in
     /// <paramref name="context"/>, over about <paramref name="seconds"/>: the same step on any backend, for side-by-side timings.
     /// </summary>
     public static double StepMilliseconds(IComputeContext context, int k, double seconds, int batch = DefaultBatch) =>
