@@ -73,7 +73,7 @@ module SweepFigures =
     /// <summary>
     /// The table's value against row key <paramref name="i"/>, one chart per column key: one line per combination of
     /// the other row keys that has that key, and a dashed horizontal line for each that has not (a reference such as
-    /// the VAE beside the eVAE's epitome sizes). Cells without a value are left out.
+    /// the VAE beside the eVAE's epitome sizes). Cells without a value are left out, and so is a column without any.
     /// </summary>
     let valueCharts (table: SweepTable) (i: int) : (string list * LineChart) list =
         let spec = table.Plan.Table
@@ -101,6 +101,7 @@ module SweepFigures =
                 Series = series
                 IntegerX = xs |> List.forall (fun x -> x = Math.Round x)
                 YFromZero = spec.Value = "active_units" } ]
+        |> List.filter (fun (_, chart) -> not chart.Series.IsEmpty)
 
     /// <summary>
     /// Draws the figures of the sweep folder <paramref name="sweepDir"/> into <paramref name="outDir"/> (default

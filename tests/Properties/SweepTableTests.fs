@@ -284,6 +284,11 @@ let tests =
                 [ "model=vae (no epitome_size)", [| 1.0, 205.0; 3.0, 205.0 |], true
                   "model=evae", [| 1.0, 211.0; 2.0, 212.0 |], false ] "latent 12: the unfinished K = 3 run has no point"
             Expect.equal (snd charts[0]).Title "parzen against epitome_size: latent=6" "title"
+            // A column whose cells have no value yet gets no chart.
+            writeSweep folder.Path """{ "rows": ["model", "epitome_size"], "columns": ["latent"], "value": "parzen", "threshold": 0.02 }""" "[]"
+                (List.indexed (runs @ [ { e 18 1 999.0 with Missing = true }; { e 18 2 999.0 with Missing = true }; { e 18 3 999.0 with Missing = true } ]))
+            Expect.equal (SweepFigures.valueCharts (SweepTable.load folder.Path) 1 |> List.map fst) [ [ "6" ]; [ "12" ] ] "latent 18, nothing finished: no chart"
+            writeSweep folder.Path """{ "rows": ["model", "epitome_size"], "columns": ["latent"], "value": "parzen", "threshold": 0.02 }""" "[]" (List.indexed runs)
             let figures = SweepFigures.write folder.Path None
             let out = folder.Sub "figures"
             let files = figures |> List.map (fun f -> f.File)
