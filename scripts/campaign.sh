@@ -8,6 +8,7 @@
 #                                              detached `vae sweep run` processes (default 2, 1 thread each)
 #   scripts/campaign.sh task NAME INDEX...     start one detached `vae sweep task` per run index (sweep.json's
 #                                              order, see `vae sweep run --dry-run`): to choose which runs train
+#                                              (restores the saved state on a new machine, as start does)
 #   scripts/campaign.sh pause                  SIGTERM every `vae sweep run`: each run stops at the end
 #                                              of its epoch, after its checkpoint (waits for them)
 #   scripts/campaign.sh save NAME              copy the sweep's state into paper-results/campaign/NAME:
@@ -23,7 +24,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${VAE_CACHE:-$HOME/.cache/vaeresearch}"
-usage() { sed -n '6,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 verb="${1:-}"; name="${2:-}"
 saved="$root/paper-results/campaign/$name"
@@ -46,17 +47,21 @@ frozen_cli() {   # prints the path of vae.dll frozen at the campaign's commit, b
   echo "$dir/vae.dll"
 }
 
+restore() {   # a new machine: the live sweep folder from the saved state (tables and figures are the saved copy's own)
+  mkdir -p "$live"
+  if [ -f "$saved/sweep.json" ] && [ ! -f "$live/sweep.json" ]; then
+    echo "campaign: restoring $saved into $live" >&2
+    (cd "$saved" && tar cf - --exclude=cli-commit --exclude=table.md --exclude=table.csv .) | (cd "$live" && tar xf -)
+  fi
+}
+
 case "$verb" in
   start)
     [ -n "$name" ] || usage
     spec="$root/paper-results/specs/$name.toml"
     [ -f "$spec" ] || { echo "campaign: no spec $spec" >&2; exit 2; }
     dll="$(frozen_cli)"
-    mkdir -p "$live"
-    if [ -f "$saved/sweep.json" ] && [ ! -f "$live/sweep.json" ]; then
-      echo "campaign: restoring $saved into $live" >&2
-      (cd "$saved" && tar cf - --exclude=cli-commit .) | (cd "$live" && tar xf -)
-    fi
+    restore
     cp "$spec" "$cache/sweeps/$name.toml"
     for w in $(seq 1 "${3:-2}"); do
       (cd "$cache/sweeps" && exec setsid nohup dotnet "$dll" sweep run "$name.toml" --out "$live" --workers 1 --threads-per-run 1) \
@@ -65,8 +70,10 @@ case "$verb" in
     done
     dotnet "$dll" sweep status "$live" ;;
   task)
-    [ -n "$name" ] && [ $# -ge 3 ] && [ -f "$live/sweep.json" ] || usage
+    [ -n "$name" ] && [ $# -ge 3 ] || usage
     dll="$(frozen_cli)"
+    restore
+    [ -f "$live/sweep.json" ] || { echo "campaign: $name has no sweep.json (start it first)" >&2; exit 2; }
     for index in "${@:3}"; do
       (cd "$cache/sweeps" && exec setsid nohup dotnet "$dll" sweep task "$live" --index "$index") \
          >> "$cache/sweeps/$name-task$index.out" 2>&1 < /dev/null &
