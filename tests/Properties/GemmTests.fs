@@ -469,18 +469,41 @@ let tests =
             Expect.equal (entries () |> List.map fst) [ "machine A"; "machine B" ] "both keys are kept (say, two thread counts)"
             Expect.equal (GemmCalibration.Choose(path, "machine A", timing 0.003 0.001)) GemmKernel.Managed "the first key is still cached"
             Expect.equal calls.Value 4 "and not timed again"
-            // Another process records its key while this one measures: both keys stay.
+            // A process that could not take the lock records its key while this one measures: both keys stay.
             let concurrent =
                 Func<GemmKernel, float>(fun k ->
-                    if k = GemmKernel.OpenBlas then GemmCalibration.Choose(path, "machine E", timing 0.001 0.003) |> ignore
+                    if k = GemmKernel.OpenBlas then
+                        let text = File.ReadAllText path
+                        File.WriteAllText(path, text.Replace("\"entries\": [", "\"entries\": [ { \"key\": \"machine E\", \"choice\": \"openblas\" },"))
                     0.002)
             GemmCalibration.Choose(path, "machine D", concurrent) |> ignore
-            Expect.equal (entries () |> List.map fst) [ "machine A"; "machine B"; "machine E"; "machine D" ] "an entry written during the measurement is kept"
+            Expect.equal (entries () |> List.map fst) [ "machine E"; "machine A"; "machine B"; "machine D" ] "an entry written during the measurement is kept"
             File.WriteAllText(path, """{ "key": "machine C", "choice": "openblas" }""")
             Expect.equal (GemmCalibration.Choose(path, "machine C", timing 0.001 0.003)) GemmKernel.OpenBlas "a single-entry file of the earlier format is read"
             File.WriteAllText(path, "{ not json")
             Expect.equal (GemmCalibration.Choose(path, "machine B", timing 0.001 0.003)) GemmKernel.Managed "a broken file measures again"
             Expect.equal (entries () |> List.map fst) [ "machine B" ] "and is replaced"
+
+        testCase "calibrations that start together measure once and all take that choice" <| fun () ->
+            use folder = new TempFolder "vae-gemm-calibration-"
+            let path = folder.File "gemm-calibration.json"
+            use measuring = new Threading.ManualResetEventSlim false
+            let secondTimed = ref false
+            // The first prefers managed and takes 300 ms; the second, started while the first measures, would prefer OpenBLAS.
+            let first =
+                Threading.Tasks.Task.Run(fun () ->
+                    GemmCalibration.Choose(path, "machine F", Func<GemmKernel, float>(fun k ->
+                        measuring.Set()
+                        Threading.Thread.Sleep 150
+                        if k = GemmKernel.Managed then 0.001 else 0.003)))
+            measuring.Wait()
+            let second =
+                GemmCalibration.Choose(path, "machine F", Func<GemmKernel, float>(fun k ->
+                    secondTimed.Value <- true
+                    if k = GemmKernel.Managed then 0.003 else 0.001))
+            Expect.equal first.Result GemmKernel.Managed "the first measures"
+            Expect.equal second GemmKernel.Managed "the second waits for the lock and takes the first one's choice"
+            Expect.isFalse secondTimed.Value "the second times nothing"
 
         testCase "the machine key names the CPU, both kernels and the thread count" <| fun () ->
             let key = GemmCalibration.MachineKey()

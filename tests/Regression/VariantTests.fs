@@ -275,7 +275,7 @@ let tests =
                 Expect.equal test.Count 1000 "test.Count"
                 let eval = Evaluation.Evaluate(trained.Model, trained.Images test, test.Count, 1, Rng(uint64 GoldenSeed, TrainStreams.Eval 1))
                 let recorded = run.Metrics[1].TestBound
-                within (float (1e-9 * abs recorded)) (eval.Bound |> float) (recorded |> float) "eval.Bound")
+                within (CrossProcessRelTol * abs recorded) (float eval.Bound) recorded "eval.Bound")
 
         testCase "eVAE reproduces its goldens and assigns every training image to one epitome per epoch" <| fun () ->
             use folder = new TempFolder("vae-variant-test-")

@@ -30,14 +30,25 @@ public static class GemmCalibration
     /// <summary>The faster kernel for this machine: from the cache when its key matches, else measured now and cached.</summary>
     public static GemmKernel Choose() => Choose(CachePath, MachineKey(), Time);
 
+    /// <summary>How long a process waits for another one's measurement before it measures on its own.</summary>
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(30);
+
     /// <summary>
     /// The kernel recorded in <paramref name="path"/> under <paramref name="key"/>, or the faster by <paramref name="time"/>
     /// (seconds per pass over the seed step's GEMMs), then recorded. A missing, unreadable or stale file is measured
     /// again and replaced atomically; a cache folder that cannot be written only costs a measurement next time.
     /// </summary>
+    /// <remarks>
+    /// The measurement holds an exclusive lock on <c>PATH.lock</c>, and the file is read again once the lock is taken: processes
+    /// that start together on a new machine (a sweep's workers, a test program and the CLI it runs) measure one at a time and
+    /// all take the first one's choice, so they multiply on the same kernel and get the same float32 sums. Without the lock
+    /// each would keep its own measurement, and on a loaded machine where the kernels are close the choices can differ.
+    /// </remarks>
     public static GemmKernel Choose(string path, string key, Func<GemmKernel, double> time)
     {
-        if (Entries(path).FirstOrDefault(e => KeyOf(e) == key) is { } hit && Choice(hit) is { } cached) return cached;
+        if (Cached(path, key) is { } cached) return cached;
+        using var held = Lock(path + ".lock");
+        if (Cached(path, key) is { } measuredMeanwhile) return measuredMeanwhile;
         double managed = time(GemmKernel.Managed), openBlas = time(GemmKernel.OpenBlas);
         var choice = openBlas < managed ? GemmKernel.OpenBlas : GemmKernel.Managed;
         var record = new JsonObject
@@ -49,14 +60,13 @@ public static class GemmCalibration
             ["measured"] = DateTime.UtcNow.ToString("O"),
         };
         // NOTE: one entry per key, so processes at different thread counts do not measure again in turn. The file is read
-        // again after the measurement: another process (a sweep's other worker) may have added its key meanwhile.
+        // again after the measurement: a process that could not take the lock in time may have added its key meanwhile.
         var kept = new JsonArray();
         foreach (var e in Entries(path))
             if (KeyOf(e) is { } other && other != key) kept.Add(e!.DeepClone());
         kept.Add(record);
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             var file = new JsonObject { ["entries"] = kept };
             AtomicFile.WriteAllText(path, file.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         }
@@ -66,6 +76,39 @@ public static class GemmCalibration
         }
         return choice;
     }
+
+    /// <summary>The kernel recorded under <paramref name="key"/>, or null.</summary>
+    static GemmKernel? Cached(string path, string key) =>
+        Entries(path).FirstOrDefault(e => KeyOf(e) == key) is { } hit ? Choice(hit) : null;
+
+    /// <summary>
+    /// An exclusive lock on <paramref name="lockPath"/> (an OS file lock, released when the process dies), waiting up to
+    /// <see cref="LockTimeout"/> for another holder; null when the folder cannot be written or the wait runs out, and the
+    /// caller goes on without it.
+    /// </summary>
+    static FileStream? Lock(string lockPath)
+    {
+        var deadline = DateTime.UtcNow + LockTimeout;
+        while (true)
+        {
+            try
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(lockPath))!);
+                return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException e) when (HeldByAnother(e) && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(20);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>Whether opening a file failed because another process holds its lock (EWOULDBLOCK on Linux and macOS, a sharing or lock violation on Windows).</summary>
+    static bool HeldByAnother(IOException e) => e.HResult is 11 or 35 or unchecked((int)0x80070020) or unchecked((int)0x80070021);
 
     /// <summary>The recorded entries of <paramref name="path"/> (an earlier single-entry file counts as one); none when it is missing or unreadable.</summary>
     static List<JsonNode?> Entries(string path)
