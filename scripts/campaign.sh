@@ -6,11 +6,13 @@
 #   scripts/campaign.sh start NAME [WORKERS]   freeze the CLI at HEAD (or at the commit the campaign
 #                                              recorded), restore the saved state, start WORKERS
 #                                              detached `vae sweep run` processes (default 2, 1 thread each)
-#   scripts/campaign.sh task NAME INDEX...     start one detached `vae sweep task` per run index (sweep.json's
-#                                              order, see `vae sweep run --dry-run`): to choose which runs train
-#                                              (restores the saved state on a new machine, as start does)
-#   scripts/campaign.sh pause                  SIGTERM every `vae sweep run`: each run stops at the end
-#                                              of its epoch, after its checkpoint (waits for them)
+#   scripts/campaign.sh queue NAME:INDEX...    one detached worker that trains the listed runs one after another
+#                                              (INDEX as `vae sweep run --dry-run` lists them), across campaigns, each
+#                                              on its campaign's frozen CLI and restored on a new machine as start does;
+#                                              a campaign not started yet is planned by its first run. A run that
+#                                              stops early (pause, failure) ends the queue. Two queues: two cores.
+#   scripts/campaign.sh pause                  stop every queue, then SIGTERM every `vae sweep run|task`: each run
+#                                              stops at the end of its epoch, after its checkpoint (waits for them)
 #   scripts/campaign.sh save NAME              copy the sweep's state into paper-results/campaign/NAME:
 #                                              sweep.json, every run's small files, and the checkpoint of
 #                                              each run that is not finished (a finished run keeps none);
@@ -24,7 +26,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${VAE_CACHE:-$HOME/.cache/vaeresearch}"
-usage() { sed -n '6,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 verb="${1:-}"; name="${2:-}"
 saved="$root/paper-results/campaign/$name"
@@ -69,17 +71,35 @@ case "$verb" in
       sleep 10   # the second worker then sees the first one's lock and takes the next run
     done
     dotnet "$dll" sweep status "$live" ;;
-  task)
-    [ -n "$name" ] && [ $# -ge 3 ] || usage
-    dll="$(frozen_cli)"
-    restore
-    [ -f "$live/sweep.json" ] || { echo "campaign: $name has no sweep.json (start it first)" >&2; exit 2; }
-    for index in "${@:3}"; do
-      (cd "$cache/sweeps" && exec setsid nohup dotnet "$dll" sweep task "$live" --index "$index") \
-         >> "$cache/sweeps/$name-task$index.out" 2>&1 < /dev/null &
+  queue)
+    [ $# -ge 2 ] || usage
+    items=()
+    for item in "${@:2}"; do   # check every item, freeze its CLI and restore its state before anything trains
+      name="${item%%:*}"; index="${item#*:}"
+      spec="$root/paper-results/specs/$name.toml"
+      [[ "$item" == *:* && "$index" =~ ^[0-9]+$ && -f "$spec" ]] || {
+        echo "campaign: '$item' is not NAME:INDEX with a spec paper-results/specs/NAME.toml" >&2; exit 2; }
+      saved="$root/paper-results/campaign/$name"; live="$cache/sweeps/$name"
+      dll="$(frozen_cli)"; restore; cp "$spec" "$cache/sweeps/$name.toml"
+      items+=("$dll" "$name" "$index")
     done
-    sleep 10; dotnet "$dll" sweep status "$live" ;;
+    log="$cache/sweeps/queue-$(date -u +%Y%m%dT%H%M%S)-$$.out"
+    setsid nohup bash "${BASH_SOURCE[0]}" _run-queue "${items[@]}" >> "$log" 2>&1 < /dev/null &
+    echo "campaign: queued ${*:2} (log $log)" >&2 ;;
+  _run-queue)   # what queue starts: DLL NAME INDEX triples, in order
+    shift
+    while [ $# -ge 3 ]; do
+      dll="$1"; name="$2"; index="$3"; shift 3
+      live="$cache/sweeps/$name"
+      if [ -f "$live/sweep.json" ]; then work=(sweep task "$live" --index "$index")
+      else work=(sweep run "$name.toml" --out "$live" --only "$index" --workers 1 --threads-per-run 1); fi
+      echo "campaign queue: $name run $index: ${work[*]} ($(date -u +%FT%TZ))"
+      code=0; (cd "$cache/sweeps" && exec dotnet "$dll" "${work[@]}") || code=$?
+      [ "$code" -eq 0 ] || { echo "campaign queue: $name run $index ended with exit code $code; the queue stops here"; exit "$code"; }
+    done
+    echo "campaign queue: done ($(date -u +%FT%TZ))" ;;
   pause)
+    pkill -TERM -f "campaign.sh _run-queue" || true
     pattern='vae.dll sweep (run|task)'
     pids="$(pgrep -f "$pattern" || true)"
     [ -z "$pids" ] && { echo "campaign: nothing running" >&2; exit 0; }

@@ -137,7 +137,7 @@ let tests =
                 let eval (dir: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "eval.json"))).RootElement.GetProperty("nll").GetDouble()
                 Expect.equal (eval b) (eval a) $"{Path.GetFileName b}: the same L_10"
 
-        testCase "status, dry run and table of a finished sweep; a changed spec is refused before anything runs" <| fun () ->
+        testCase "status, dry run, --only and table of a finished sweep; a changed spec is refused before anything runs" <| fun () ->
             use folder = new TempFolder("vae-sweep-cli-")
             let specPath = writeSpec folder "spec.toml" (spec 1 "0.001")
             let out = folder.Sub "sweep"
@@ -146,7 +146,18 @@ let tests =
             Expect.isFalse (Directory.Exists out) "a dry run writes nothing"
             let pending = vae [ "sweep"; "status"; out ]
             Expect.notEqual pending.ExitCode 0 "status of a folder without sweep.json fails"
-            succeeds [ "sweep"; "run"; specPath; "--out"; out ] |> ignore
+            // --only trains the chosen runs and plans all of them; an index outside the plan is refused before anything runs.
+            let outside = fails [ "sweep"; "run"; specPath; "--out"; out; "--only"; "1,4" ]
+            Expect.stringContains outside.Stderr "--only 4: sweep-test has runs 0 to 3" "the refusal names the index and the plan's range"
+            Expect.isFalse (Directory.Exists out) "nothing was written"
+            let chosen = succeeds [ "sweep"; "run"; specPath; "--out"; out; "--only"; "3,1" ]
+            Expect.stringContains chosen.Stdout "4 runs (2 chosen by --only), 0 done, 2 to run" "the summary"
+            let states = (vae [ "sweep"; "status"; out; "--json" ]).Stdout |> JsonDocument.Parse
+            let stateOf =
+                [ for r in states.RootElement.GetProperty("runs").EnumerateArray() -> r.GetProperty("index").GetInt32(), r.GetProperty("state").GetString() ]
+            Expect.equal stateOf [ 0, "pending"; 1, "done"; 2, "pending"; 3, "done" ] "runs 1 and 3 trained, 0 and 2 still pending"
+            let rest = succeeds [ "sweep"; "run"; specPath; "--out"; out ]
+            Expect.stringContains rest.Stdout "4 runs, 2 done, 2 to run" "a plain run trains the others"
             let again = succeeds [ "sweep"; "run"; specPath; "--out"; out; "--dry-run" ]
             Expect.equal (again.Stdout.Split('\n') |> Array.filter (fun l -> l.TrimStart().StartsWith "skip") |> Array.length) 4 "every run skipped"
             use status = JsonDocument.Parse((succeeds [ "sweep"; "status"; out; "--json" ]).Stdout)

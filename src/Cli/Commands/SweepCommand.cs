@@ -36,12 +36,14 @@ static class SweepCommand
         var wait = new Option<bool>("--wait") { Description = "Slurm: poll until the array finishes; exit non-zero if a run failed." };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan and what would be skipped, resumed or started; run nothing." };
         var retryFailed = new Option<bool>("--retry-failed") { Description = "Run failed runs again (by default they are left for you to look at)." };
+        var only = IntList("--only", "Train only these runs, by their index in the plan (comma-separated; --dry-run lists the indices): " +
+            "to choose which runs go first. sweep.json still holds the whole plan.", []);
         var dataDir = CliOptions.DataDirectory();
         var command = new Command("run",
             "Expand SPEC into DIR/sweep.json and train every run that is not done: done runs are skipped, partial and stale ones " +
             "resumed, new ones started. A run folder whose configuration differs from the plan is refused, never overwritten.")
         {
-            spec, outDir, executor, threadsPerRun, workers, wait, dryRun, retryFailed, dataDir,
+            spec, outDir, executor, threadsPerRun, workers, wait, dryRun, retryFailed, only, dataDir,
         };
         command.SetAction(parse => CliRunner.Run("sweep run", () =>
         {
@@ -52,11 +54,15 @@ static class SweepCommand
             var dir = parse.GetValue(outDir)!.FullName;
             var plan = SweepPlan.Expand(SweepSpec.Load(parse.GetValue(spec)!.FullName), threads);
             CheckFolders(dir, plan);
-            var statuses = SweepStatus.Of(dir, plan);
+            var chosen = parse.GetValue(only)!;
+            foreach (int index in chosen)
+                if (index < 0 || index >= plan.Runs.Count)
+                    throw new VaeResearchException($"--only {index}: {plan.Name} has runs 0 to {plan.Runs.Count - 1} (--dry-run lists them); nothing was run");
+            var statuses = SweepStatus.Of(dir, plan).Where(s => chosen.Length == 0 || chosen.Contains(s.Run.Index)).ToList();
             bool retry = parse.GetValue(retryFailed);
             var todo = statuses.Where(s => s.State is RunState.Pending or RunState.Partial or RunState.Stale
                 || (retry && s.State == RunState.Failed)).Select(s => s.Run).ToList();
-            Console.WriteLine($"sweep {plan.Name}: {plan.Runs.Count} runs, {statuses.Count(s => s.State == RunState.Done)} done, {todo.Count} to run " +
+            Console.WriteLine($"sweep {plan.Name}: {plan.Runs.Count} runs{(chosen.Length > 0 ? $" ({statuses.Count} chosen by --only)" : "")}, {statuses.Count(s => s.State == RunState.Done)} done, {todo.Count} to run " +
                 $"({statuses.Count(s => s.State == RunState.Pending)} new, {statuses.Count(s => s.State is RunState.Partial or RunState.Stale)} to resume" +
                 $"{(retry ? $", {statuses.Count(s => s.State == RunState.Failed)} to retry" : "")}), {statuses.Count(s => s.State == RunState.Running)} running elsewhere" +
                 $"{(!retry && statuses.Any(s => s.State == RunState.Failed) ? $", {statuses.Count(s => s.State == RunState.Failed)} failed (--retry-failed runs them again)" : "")}");
