@@ -145,6 +145,24 @@ let tests =
             Expect.equal (List.ofSeq perUnit.RowKeys) [ 0 .. 4 ] "units 0..4 (the largest D)"
             Expect.equal (perUnit.GetColumn<float> "vae3" |> Series.countValues) 3 "D = 3: units 3 and 4 missing"
 
+        property Seed 25 "a growing activity.csv saved after every epoch holds the rows added so far, as a one-shot write of them" <| fun (seed: int) ->
+            use folder = new TempFolder("vae-frames-")
+            let random = Random seed
+            let units = 1 + random.Next 6
+            let csv = RunCsv.Activity()
+            let path = folder.File "activity.csv"
+            let mutable added = []
+            for epoch in 1 .. 1 + random.Next 5 do
+                for u in 0 .. units - 1 do
+                    let row = ActivityRow(epoch, u, Math.Pow(10.0, -6.0 + 7.0 * random.NextDouble()), 2.0 * random.NextDouble())
+                    csv.Add row
+                    added <- added @ [ row ]
+                csv.Save path
+                Expect.equal (RunCsv.ReadActivity path |> List.ofSeq) added $"epoch {epoch}: every row so far, in order"
+                let once = folder.File "once.csv"
+                RunCsv.WriteActivity(once, added)
+                Expect.equal (File.ReadAllBytes path) (File.ReadAllBytes once) $"epoch {epoch}: the bytes of a one-shot write"
+
         testCase "final active units pivot by model and latent size, averaging runs that share a cell" <| fun () ->
             use folder = new TempFolder("vae-frames-")
             writeThreeRuns folder 2 |> ignore

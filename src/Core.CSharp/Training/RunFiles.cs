@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 
@@ -44,17 +45,24 @@ public static class RunCsv
 
     static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 
+    /// <summary>An empty metrics.csv (its header) to add rows to and save after every epoch.</summary>
+    public static GrowingCsv<MetricsRow> Metrics() =>
+        new(MetricsHeader, r => $"{r.Epoch},{F(r.Lr)},{F(r.Beta)},{F(r.TrainBound)},{F(r.TestBound)},{F(r.Kl)},{r.ActiveUnits},{F(r.Seconds)}");
+
+    /// <summary>An empty activity.csv (its header) to add rows to and save after every epoch.</summary>
+    public static GrowingCsv<ActivityRow> Activity() => new(ActivityHeader, r => $"{r.Epoch},{r.Unit},{F(r.Activity)},{F(r.Kl)}");
+
+    /// <summary>An empty assignments.csv (its header) to add rows to and save after every epoch.</summary>
+    public static GrowingCsv<AssignmentRow> Assignments() => new(AssignmentHeader, r => $"{r.Epoch},{r.Epitome},{r.Count}");
+
     /// <summary>Writes metrics.csv atomically.</summary>
-    public static void WriteMetrics(string path, IEnumerable<MetricsRow> rows) =>
-        Write(path, MetricsHeader, rows.Select(r => $"{r.Epoch},{F(r.Lr)},{F(r.Beta)},{F(r.TrainBound)},{F(r.TestBound)},{F(r.Kl)},{r.ActiveUnits},{F(r.Seconds)}"));
+    public static void WriteMetrics(string path, IEnumerable<MetricsRow> rows) => Metrics().With(rows).Save(path);
 
     /// <summary>Writes activity.csv atomically.</summary>
-    public static void WriteActivity(string path, IEnumerable<ActivityRow> rows) =>
-        Write(path, ActivityHeader, rows.Select(r => $"{r.Epoch},{r.Unit},{F(r.Activity)},{F(r.Kl)}"));
+    public static void WriteActivity(string path, IEnumerable<ActivityRow> rows) => Activity().With(rows).Save(path);
 
     /// <summary>Writes assignments.csv atomically.</summary>
-    public static void WriteAssignments(string path, IEnumerable<AssignmentRow> rows) =>
-        Write(path, AssignmentHeader, rows.Select(r => $"{r.Epoch},{r.Epitome},{r.Count}"));
+    public static void WriteAssignments(string path, IEnumerable<AssignmentRow> rows) => Assignments().With(rows).Save(path);
 
     /// <summary>Reads assignments.csv; a wrong header or value is a <see cref="FileFormatException"/> naming the file, line and column.</summary>
     public static List<AssignmentRow> ReadAssignments(string path) =>
@@ -67,14 +75,6 @@ public static class RunCsv
     /// <summary>Reads activity.csv; a wrong header or value is a <see cref="FileFormatException"/> naming the file, line and column.</summary>
     public static List<ActivityRow> ReadActivity(string path) =>
         Read(path, ActivityHeader, c => new ActivityRow(c.Int(0), c.Int(1), c.Double(2), c.Double(3)));
-
-    static void Write(string path, string[] header, IEnumerable<string> lines)
-    {
-        var sb = new StringBuilder();
-        sb.Append(string.Join(',', header)).Append('\n');
-        foreach (var line in lines) sb.Append(line).Append('\n');
-        AtomicFile.WriteAllText(path, sb.ToString());
-    }
 
     /// <summary>The cells of one CSV line, parsed with errors that name file, line and column.</summary>
     public readonly struct Cells(string path, int line, string[] header, string[] cells)
@@ -110,5 +110,42 @@ public static class RunCsv
             rows.Add(parse(new Cells(path, i + 1, header, cells)));
         }
         return rows;
+    }
+}
+
+/// <summary>
+/// A run CSV file that grows by rows and is saved (atomically, whole) after every epoch. Each row is formatted once, when it
+/// is added, and kept as UTF-8, so a save costs a copy of the bytes: activity.csv reaches 656,000 rows at D = 200 over 3280
+/// epochs, and formatting all of them again took 0.9 s an epoch.
+/// </summary>
+/// <typeparam name="TRow">The row type.</typeparam>
+public sealed class GrowingCsv<TRow>
+{
+    readonly Func<TRow, string> format;
+    readonly ArrayBufferWriter<byte> bytes = new();
+
+    internal GrowingCsv(string[] header, Func<TRow, string> format)
+    {
+        this.format = format;
+        Line(string.Join(',', header));
+    }
+
+    /// <summary>Adds one row.</summary>
+    public void Add(TRow row) => Line(format(row));
+
+    /// <summary>Adds <paramref name="rows"/> in order; returns this file.</summary>
+    public GrowingCsv<TRow> With(IEnumerable<TRow> rows)
+    {
+        foreach (var row in rows) Add(row);
+        return this;
+    }
+
+    /// <summary>Writes the header and every row added so far to <paramref name="path"/>, atomically.</summary>
+    public void Save(string path) => AtomicFile.Write(path, stream => stream.Write(bytes.WrittenSpan));
+
+    void Line(string text)
+    {
+        Encoding.UTF8.GetBytes(text, bytes);
+        bytes.Write("\n"u8);
     }
 }

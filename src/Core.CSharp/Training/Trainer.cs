@@ -137,8 +137,9 @@ public static class Trainer
 
         int start = 0;
         var metrics = new List<MetricsRow>();
-        var activity = new List<ActivityRow>();
-        var assignments = new List<AssignmentRow>();
+        var metricsCsv = RunCsv.Metrics();
+        var activity = RunCsv.Activity();
+        var assignments = RunCsv.Assignments();
         if (resume && run.HasCheckpoint)
         {
             var saved = run.ReadConfig();
@@ -151,8 +152,9 @@ public static class Trainer
             start = run.LoadCheckpoint(model, adam);
             // NOTE: rows past the checkpoint come from an epoch that was killed before its checkpoint landed.
             if (File.Exists(run.MetricsPath)) metrics.AddRange(RunCsv.ReadMetrics(run.MetricsPath).Where(r => r.Epoch <= start));
-            if (File.Exists(run.ActivityPath)) activity.AddRange(RunCsv.ReadActivity(run.ActivityPath).Where(r => r.Epoch <= start));
-            if (File.Exists(run.AssignmentsPath)) assignments.AddRange(RunCsv.ReadAssignments(run.AssignmentsPath).Where(r => r.Epoch <= start));
+            metricsCsv.With(metrics);
+            if (File.Exists(run.ActivityPath)) activity.With(RunCsv.ReadActivity(run.ActivityPath).Where(r => r.Epoch <= start));
+            if (File.Exists(run.AssignmentsPath)) assignments.With(RunCsv.ReadAssignments(run.AssignmentsPath).Where(r => r.Epoch <= start));
             progress.Info(start >= config.Epochs
                 ? $"run already has {start} epochs (asked for {config.Epochs}): nothing to train"
                 : $"resuming after epoch {start} of {config.Epochs}");
@@ -225,20 +227,21 @@ public static class Trainer
             var row = new MetricsRow(epoch + 1, lr, beta, boundSum / train.Count, eval.Bound, eval.Units.TotalKl,
                 units.ActiveUnits(), clock.Elapsed.TotalSeconds);
             metrics.Add(row);
+            metricsCsv.Add(row);
             AddActivity(activity, epoch + 1, units);
             if (configStale)
             {
                 run.WriteConfig(config, context);
                 configStale = false;
             }
-            RunCsv.WriteMetrics(run.MetricsPath, metrics);
-            RunCsv.WriteActivity(run.ActivityPath, activity);
+            metricsCsv.Save(run.MetricsPath);
+            activity.Save(run.ActivityPath);
             if (assignment is not null)
             {
                 var counts = new int[model.Groups];
                 foreach (int y in assignment) counts[y]++;
                 for (int y = 0; y < counts.Length; y++) assignments.Add(new AssignmentRow(epoch + 1, y, counts[y]));
-                RunCsv.WriteAssignments(run.AssignmentsPath, assignments);
+                assignments.Save(run.AssignmentsPath);
             }
             run.SaveCheckpoint(model, adam, epoch + 1);
             progress.EpochCompleted(row);
@@ -254,7 +257,7 @@ public static class Trainer
     }
 
     /// <summary>Appends one activity.csv row per latent unit for <paramref name="epoch"/> (0: before training).</summary>
-    static void AddActivity(List<ActivityRow> rows, int epoch, UnitStatistics units)
+    static void AddActivity(GrowingCsv<ActivityRow> rows, int epoch, UnitStatistics units)
     {
         for (int u = 0; u < units.Activity.Length; u++) rows.Add(new ActivityRow(epoch, u, units.Activity[u], units.Kl[u]));
     }
