@@ -191,6 +191,7 @@ let tests =
                 [ "seed-runs", 7                 // the seven saved runs
                   "burda2015-table1", 5          // VAE k = 1; IWAE k = 5, 50; VAE trained with k = 5, 50
                   "yeung2017-table2", 6          // VAE and eVAE at D = 50, 100, 200
+                  "yeung2017-table2-protocol", 21 // 7 settings of the D = 50 VAE x 3 seeds
                   "yeung2017-table4", 90         // 3 D x 6 architectures x (VAE + mVAE, eVAE x K = 3, 4)
                   "yeung2017-fig7", 27           // 3 D x (VAE + eVAE, mVAE x K = 2, 3, 4, 8)
                   "yeung2017-fig1-3", 5          // KL weight 1, 0.5, 0.2; dropout 0.5; eVAE
