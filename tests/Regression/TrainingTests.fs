@@ -181,11 +181,26 @@ let tests =
                 let weights (r: TrainingResult) = r.Model.StateDict() |> Seq.map (fun t -> t.Name, t.Data |> Array.map BitConverter.SingleToInt32Bits) |> Seq.toList
                 for (name, w), (_, v) in List.zip (weights straight) (weights resumed) do
                     Expect.equal v w ($"{name} in memory")
+                // config.json: the straight run's, with the start's threads and versions kept and the resume listed.
+                let config (run: string) = (nonNull (Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json"))))).AsObject()
+                let resumedConfig = config b
+                let resumes = (nonNull resumedConfig["resumes"]).AsArray()
+                Expect.equal resumes.Count 1 "one resume"
+                let entry = nonNull resumes[0]
+                Expect.equal ((nonNull entry["after_epoch"]).GetValue<int>()) 2 "it continued after epoch 2"
+                Expect.equal ((nonNull entry["threads"]).ToJsonString()) ((nonNull resumedConfig["threads"]).ToJsonString()) "its threads"
+                Expect.equal ((nonNull entry["versions"]).ToJsonString()) ((nonNull resumedConfig["versions"]).ToJsonString()) "its versions"
+                resumedConfig.Remove "resumes" |> ignore
+                Expect.equal (resumedConfig.ToJsonString()) ((config a).ToJsonString()) "every other key as the straight run's"
+                let settings (c: TrainConfig) = Text.Json.JsonSerializer.Serialize(c, RunFolder.Json)
+                Expect.equal (settings (RunFolder.ParseConfig(Path.Combine(b, "config.json")))) (settings (goldenConfig 3)) "reads back as the run's settings"
                 // Resuming a finished run trains nothing and changes nothing.
                 let before = File.ReadAllBytes(Path.Combine(b, "checkpoint.safetensors"))
+                let beforeConfig = File.ReadAllBytes(Path.Combine(b, "config.json"))
                 let again = resume (goldenConfig 3) b
                 Expect.equal again.Metrics.Count 3 "again.Metrics.Count"
-                Expect.equal (File.ReadAllBytes(Path.Combine(b, "checkpoint.safetensors"))) before "File.ReadAllBytes(Path.Combine(b, \"checkpoint.safetensors\"))")
+                Expect.equal (File.ReadAllBytes(Path.Combine(b, "checkpoint.safetensors"))) before "File.ReadAllBytes(Path.Combine(b, \"checkpoint.safetensors\"))"
+                Expect.equal (File.ReadAllBytes(Path.Combine(b, "config.json"))) beforeConfig "config.json, no resume listed")
 
         testCase "a run killed after writing epoch 3's metrics but before its checkpoint resumes correctly" <| fun () ->
             withThreads (fun () ->

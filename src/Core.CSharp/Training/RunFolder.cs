@@ -91,15 +91,41 @@ public sealed class RunFolder
     /// <summary>Writes config.json: every setting, plus the threads used and the versions (the native engine's context).</summary>
     public void WriteConfig(TrainConfig config) => WriteConfig(config, NativeContext.Cpu);
 
-    /// <summary>Writes config.json: every setting, plus the threads <paramref name="context"/> uses and the versions, its own included.</summary>
+    /// <summary>
+    /// Writes config.json at the start of a run: every setting, plus the threads <paramref name="context"/> uses and the
+    /// versions, its own included.
+    /// </summary>
     public void WriteConfig(TrainConfig config, IComputeContext context)
     {
         var node = JsonSerializer.SerializeToNode(config, Json)!.AsObject();
         node["threads"] = context.Threads;
+        node["versions"] = VersionsOf(context);
+        AtomicFile.WriteAllText(ConfigPath, node.ToJsonString(Json) + "\n");
+    }
+
+    /// <summary>
+    /// Rewrites config.json once a resume has completed an epoch: the settings as resumed (a new <c>epochs</c>), the
+    /// start's <c>threads</c> and <c>versions</c> kept (what an uninterrupted run would have used), and the resume
+    /// appended to <c>resumes</c> with the epoch it continued after and its own threads and versions.
+    /// </summary>
+    public void RecordResume(TrainConfig config, IComputeContext context, int afterEpoch)
+    {
+        var saved = JsonNode.Parse(File.ReadAllText(ConfigPath))?.AsObject()
+            ?? throw new FileFormatException(ConfigPath, "document", "a JSON object", "null");
+        var node = JsonSerializer.SerializeToNode(config, Json)!.AsObject();
+        node["threads"] = saved["threads"]?.DeepClone() ?? context.Threads;
+        node["versions"] = saved["versions"]?.DeepClone() ?? VersionsOf(context);
+        var resumes = saved["resumes"]?.DeepClone() as JsonArray ?? [];
+        resumes.Add(new JsonObject { ["after_epoch"] = afterEpoch, ["threads"] = context.Threads, ["versions"] = VersionsOf(context) });
+        node["resumes"] = resumes;
+        AtomicFile.WriteAllText(ConfigPath, node.ToJsonString(Json) + "\n");
+    }
+
+    static JsonNode VersionsOf(IComputeContext context)
+    {
         var versions = Versions();
         foreach (var (name, version) in context.Versions) versions[name] = version;
-        node["versions"] = JsonSerializer.SerializeToNode(versions, Json);
-        AtomicFile.WriteAllText(ConfigPath, node.ToJsonString(Json) + "\n");
+        return JsonSerializer.SerializeToNode(versions, Json)!;
     }
 
     /// <summary>Reads config.json; an unknown key or a bad value is a <see cref="FileFormatException"/>.</summary>
@@ -118,6 +144,7 @@ public sealed class RunFolder
             if (node["config"] is JsonObject entry) node = entry;
             node.Remove("versions");
             node.Remove("threads");
+            node.Remove("resumes");
             return node.Deserialize<TrainConfig>(Json) ?? throw new FileFormatException(path, "document", "a JSON object", "null");
         }
         catch (JsonException e)

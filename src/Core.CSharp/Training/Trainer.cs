@@ -140,7 +140,9 @@ public static class Trainer
         var metricsCsv = RunCsv.Metrics();
         var activity = RunCsv.Activity();
         var assignments = RunCsv.Assignments();
-        if (resume && run.HasCheckpoint)
+        // A resumed run records itself in config.json (its epoch total, threads and versions) once an epoch has completed under it.
+        bool resumeUnrecorded = resume && run.HasCheckpoint;
+        if (resumeUnrecorded)
         {
             var saved = run.ReadConfig();
             if (!SameSettings(saved with { Epochs = config.Epochs }, config))
@@ -163,8 +165,6 @@ public static class Trainer
         {
             run.WriteConfig(config, context);
         }
-        // A resumed run records its new epoch count once an epoch has completed under it.
-        bool configStale = resume;
 
         var binarizer = new Binarizer(train, config.EffectiveBinarization, config.Seed);
         var testImages = new Binarizer(data.Test, config.EffectiveBinarization, config.Seed).Epoch(0);
@@ -229,10 +229,10 @@ public static class Trainer
             metrics.Add(row);
             metricsCsv.Add(row);
             AddActivity(activity, epoch + 1, units);
-            if (configStale)
+            if (resumeUnrecorded)
             {
-                run.WriteConfig(config, context);
-                configStale = false;
+                run.RecordResume(config, context, start);
+                resumeUnrecorded = false;
             }
             metricsCsv.Save(run.MetricsPath);
             activity.Save(run.ActivityPath);
