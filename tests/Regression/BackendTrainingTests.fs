@@ -61,6 +61,8 @@ let tests =
             vaeWithGemm (Some "openblas") ([ "train"; "--out"; resumed; "--epochs"; "1" ] @ settings) |> ignore
             let err = vaeWithGemm None ([ "train"; "--out"; resumed; "--epochs"; "2"; "--resume" ] @ settings)
             notContains err "not bit-identical" "no kernel note"
+            Expect.stringContains err "gemm openblas" "the log names the kernel it resumes on"
+            notContains err "gemm managed" "and no other"
             Expect.sequenceEqual (checkpointTensors resumed) (checkpointTensors straight) "every tensor of the checkpoint, bit for bit"
             let gemm (run: string) = Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "config.json"))).RootElement.GetProperty("versions").GetProperty("gemm").GetString()
             Expect.stringStarts (nonNull (gemm resumed)) "openblas" "config.json still records OpenBLAS"

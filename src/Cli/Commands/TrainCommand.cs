@@ -204,8 +204,7 @@ static class TrainCommand
             var data = Trainer.LoadData(config, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
             Console.Error.WriteLine(
                 $"training {CliOptions.Name(config.Model)} (D = {config.Latent}, k = {config.Samples}) on {data.Train.Name}: " +
-                $"{data.Train.Count} train / {data.Test.Count} test images, {config.Epochs} epochs, " +
-                (config.Backend == ComputeBackends.Native ? $"gemm {Gemm.KernelDescription}" : $"backend {config.Backend} on {config.Device}"));
+                $"{data.Train.Count} train / {data.Test.Count} test images, {config.Epochs} epochs");
             using var stop = new StopSignal(signal => Console.Error.WriteLine($"vae train: {signal}: stopping at the end of the epoch"));
             var result = TrainingProgress.Run(progress => Trainer.Run(config, run, resuming, data, progress, stop.Token));
             if (result.Metrics.Count > 0)

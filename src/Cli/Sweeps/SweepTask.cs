@@ -72,7 +72,7 @@ static class SweepTask
         if (SweepStatus.CompletedEpochs(runDir) < config.Epochs || !folder.HasCheckpoint)
         {
             var data = Trainer.LoadData(config, dataDir, m => Console.Error.WriteLine(m));
-            Console.Error.WriteLine($"sweep task {run.Index}: {run.Name}: {config.Epochs} epochs, {threads} threads, gemm {Gemm.KernelDescription}");
+            Console.Error.WriteLine($"sweep task {run.Index}: {run.Name}: {config.Epochs} epochs, {threads} threads");
             var result = Trainer.Run(config, folder, resume && folder.HasCheckpoint, data, progress, stop.Token);
             if (result.Stopped) return StopSignal.ExitCode;
         }

@@ -165,6 +165,8 @@ public static class Trainer
         {
             run.WriteConfig(config, context);
         }
+        // Said here, once the kernel is settled: a resumed run continues on the one it recorded, not the calibrated default.
+        progress.Info(context.Backend == ComputeBackends.Native ? $"gemm {Gemm.KernelDescription}" : $"backend {context.Backend} on {context.Device}");
 
         var binarizer = new Binarizer(train, config.EffectiveBinarization, config.Seed);
         var testImages = new Binarizer(data.Test, config.EffectiveBinarization, config.Seed).Epoch(0);
