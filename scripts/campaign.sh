@@ -11,8 +11,10 @@
 #                                              on its campaign's frozen CLI and restored on a new machine as start does;
 #                                              a campaign not started yet is planned by its first run. A run that
 #                                              stops early (pause, failure) ends the queue. Two queues: two cores.
-#   scripts/campaign.sh pause                  stop every queue, then SIGTERM every `vae sweep run|task`: each run
-#                                              stops at the end of its epoch, after its checkpoint (waits for them)
+#   scripts/campaign.sh pause [NAME]           stop every queue, then SIGTERM every `vae sweep run|task`: each run
+#                                              stops at the end of its epoch, after its checkpoint (waits for them);
+#                                              with NAME, only the queues that hold a NAME run (all their runs) and
+#                                              NAME's own sweep processes
 #   scripts/campaign.sh save NAME              copy the sweep's state into paper-results/campaign/NAME:
 #                                              sweep.json, every run's small files, and the checkpoint of
 #                                              each run that is not finished (a finished run keeps none);
@@ -26,7 +28,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${VAE_CACHE:-$HOME/.cache/vaeresearch}"
-usage() { sed -n '6,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 verb="${1:-}"; name="${2:-}"
 saved="$root/paper-results/campaign/$name"
@@ -99,8 +101,13 @@ case "$verb" in
     done
     echo "campaign queue: done ($(date -u +%FT%TZ))" ;;
   pause)
-    pkill -TERM -f "campaign.sh _run-queue" || true
-    pattern='vae.dll sweep (run|task)'
+    if [ -n "$name" ]; then   # a queue lists "DLL NAME INDEX": match NAME as a whole word of it
+      pkill -TERM -f "campaign.sh _run-queue .* $name [0-9]+( |\$)" || true
+      pattern="vae.dll sweep (run $name.toml|task $live )"
+    else
+      pkill -TERM -f "campaign.sh _run-queue" || true
+      pattern='vae.dll sweep (run|task)'
+    fi
     pids="$(pgrep -f "$pattern" || true)"
     [ -z "$pids" ] && { echo "campaign: nothing running" >&2; exit 0; }
     kill -TERM $pids
