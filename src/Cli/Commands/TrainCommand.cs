@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using VaeResearch.Compute;
 using VaeResearch.Data;
 using VaeResearch.Engine;
 using VaeResearch.Models;
