@@ -55,6 +55,25 @@ type SweepTableSpec =
       Threshold: float }
 
 /// <summary>
+/// What <c>vae sweep table --value/--annotate/--threshold</c> changes in the spec's table: the same runs and layout,
+/// another quantity or activity threshold. None keeps the spec's choice.
+/// </summary>
+type SweepTableOverrides =
+    { /// The quantity the cells show instead of the spec's value.
+      Value: string option
+      /// The quantity in parentheses instead of the spec's annotation; "none" for none.
+      Annotate: string option
+      /// The activity threshold of active_units instead of the spec's.
+      Threshold: float option }
+
+    /// The spec's table as it is.
+    static member None = { Value = None; Annotate = None; Threshold = None }
+
+    /// Overrides from the command line's options (null: not given).
+    static member OfOptions(value: string | null, annotate: string | null, threshold: Nullable<float>) =
+        { Value = Option.ofObj value; Annotate = Option.ofObj annotate; Threshold = Option.ofNullable threshold }
+
+/// <summary>
 /// A published value from the spec's <c>[[published]]</c> entries: the cell it belongs to and the paper's numbers.
 /// </summary>
 type PublishedEntry =
@@ -163,6 +182,13 @@ module SweepTable =
 
     let private inv = CultureInfo.InvariantCulture
 
+    /// Whether a table can show <paramref name="name"/>: one of the named values or a metrics.csv column.
+    let private isQuantity (name: string) = List.contains name named || Array.contains name RunCsv.MetricsHeader
+
+    /// What a table can show, as errors and --help say it.
+    let quantities =
+        $"""one of {String.Join(", ", named)} or a metrics.csv column ({String.Join(", ", RunCsv.MetricsHeader)})"""
+
     let private kind (e: JsonElement) = e.ValueKind.ToString().ToLowerInvariant()
 
     /// <summary>
@@ -252,9 +278,7 @@ module SweepTable =
         match rows @ columns |> List.countBy id |> List.tryFind (fun (_, n) -> n > 1) with
         | Some(k, _) -> r.Fail("table", "each key once in rows and columns", $"'{k}' twice")
         | None -> ()
-        let quantity field name =
-            if List.contains name named || Array.contains name RunCsv.MetricsHeader then name
-            else r.Fail(field, $"""one of {String.Join(", ", named)} or a metrics.csv column ({String.Join(", ", RunCsv.MetricsHeader)})""", $"'{name}'")
+        let quantity field name = if isQuantity name then name else r.Fail(field, quantities, $"'{name}'")
         let value = quantity "table.value" (r.String(table, "value", "table.value"))
         let annotate = r.OptionalString(table, "annotate", "table.annotate") |> Option.map (quantity "table.annotate")
         let reduce =
@@ -540,6 +564,31 @@ module SweepTable =
           Skipped = skipped }
 
     /// <summary>
+    /// The plan with the table's value, annotation or activity threshold replaced (<c>SweepTableOverrides</c>). The
+    /// spec's published values are of its own value, so they are dropped when the value changes. A name that is not a
+    /// quantity, or a threshold that is negative or not finite, is an error naming the option.
+    /// </summary>
+    let withOverrides (overrides: SweepTableOverrides) (plan: SweepPlan) : SweepPlan =
+        let check option (expected: string) name =
+            if isQuantity name then name else raise (VaeResearchException($"--{option}: expected {expected}, got '{name}'"))
+        let table = plan.Table
+        let value = overrides.Value |> Option.map (check "value" quantities) |> Option.defaultValue table.Value
+        let annotate =
+            match overrides.Annotate with
+            | Some "none" -> None
+            | Some name -> Some(check "annotate" ("none or " + quantities) name)
+            | None -> table.Annotate
+        let threshold =
+            match overrides.Threshold with
+            | Some t when not (t >= 0.0 && Double.IsFinite t) ->
+                raise (VaeResearchException($"""--threshold: expected a number >= 0, got {t.ToString("R", inv)}"""))
+            | Some t -> t
+            | None -> table.Threshold
+        { plan with
+            Table = { table with Value = value; Annotate = annotate; Threshold = threshold }
+            Published = if value = table.Value then plan.Published else [] }
+
+    /// <summary>
     /// The table of the sweep folder <paramref name="sweepDir"/>: <c>readPlan</c>, then <c>build</c>.
     /// </summary>
     let load (sweepDir: string) : SweepTable = readPlan sweepDir |> build
@@ -704,11 +753,24 @@ module SweepTable =
         Path.GetFullPath mdPath, Path.GetFullPath csvPath
 
     /// <summary>
-    /// Builds the table of <paramref name="sweepDir"/> (<c>load</c>) and writes it to <paramref name="outMd"/>
-    /// (default DIR/table.md) and the CSV beside it (DIR/table.csv); returns both full paths. Skipped runs are
-    /// listed in the Markdown and left out of the CSV's numbers.
+    /// Where <c>write</c> puts a table by default: DIR/table.md, or with overrides a name that says what changed
+    /// (DIR/table-test_bound.md, DIR/table-threshold-0.1.md, DIR/table-nll-annotate-none.md), so that the spec's own
+    /// table is not overwritten.
     /// </summary>
-    let write (sweepDir: string) (outMd: string option) : string * string =
-        let mdPath = outMd |> Option.defaultValue (Path.Combine(sweepDir, "table.md"))
+    let defaultPath (sweepDir: string) (overrides: SweepTableOverrides) =
+        let changes =
+            Option.toList overrides.Value
+            @ (overrides.Annotate |> Option.map (fun a -> "annotate-" + a) |> Option.toList)
+            @ (overrides.Threshold |> Option.map (fun t -> "threshold-" + t.ToString("R", inv)) |> Option.toList)
+        Path.Combine(sweepDir, String.Join("-", "table" :: changes) + ".md")
+
+    /// <summary>
+    /// Builds the table of <paramref name="sweepDir"/> with <paramref name="overrides"/> applied and writes it to
+    /// <paramref name="outMd"/> (default <c>defaultPath</c>: DIR/table.md without overrides) and the CSV beside it
+    /// (same name, .csv); returns both full paths. Skipped runs are listed in the Markdown and left out of the CSV's
+    /// numbers.
+    /// </summary>
+    let write (sweepDir: string) (outMd: string option) (overrides: SweepTableOverrides) : string * string =
+        let mdPath = outMd |> Option.defaultValue (defaultPath sweepDir overrides)
         checkMarkdownPath mdPath
-        save (load sweepDir) mdPath
+        save (readPlan sweepDir |> withOverrides overrides |> build) mdPath

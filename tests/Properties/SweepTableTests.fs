@@ -179,7 +179,7 @@ let tests =
         testCase "CSV read back with Deedle: one line per cell, mean and sample sd over seeds, published and difference" <| fun () ->
             use folder = new TempFolder("vae-sweeptable-")
             writeGolden folder.Path "max"
-            let md, csvPath = SweepTable.write folder.Path None
+            let md, csvPath = SweepTable.write folder.Path None SweepTableOverrides.None
             Expect.equal md (folder.File "table.md") "default Markdown path"
             Expect.equal csvPath (folder.File "table.csv") "the CSV beside it"
             let text = File.ReadAllText csvPath
@@ -210,6 +210,33 @@ let tests =
             close (number frame 3 "published").Value 275.5 "but published"
             Expect.isNone (number frame 3 "difference") "no difference without a value"
             Expect.equal (File.ReadAllText md) (SweepTable.markdown (SweepTable.load folder.Path)) "write writes the Markdown"
+
+        testCase "overrides: another threshold keeps the published values, another value drops them, bad names are refused" <| fun () ->
+            use folder = new TempFolder("vae-sweeptable-")
+            writeGolden folder.Path "max"
+            let rows (md: string) = md.Split('\n') |> Array.filter (fun l -> l.StartsWith "| vae" || l.StartsWith "| evae") |> List.ofArray
+            // Active units at 0.1: vae-2-20 seeds 1 and 1, vae-2-20x20 1; evae-4-20 K = 2 seeds 2 and 2, K = 4 2 (max: the first);
+            // evae-4-20x20 K = 2 seed 2 has no parzen.json but its activity counts.
+            let at01 = { SweepTableOverrides.None with Threshold = Some 0.1 }
+            let md, _ = SweepTable.write folder.Path None at01
+            Expect.equal md (folder.File "table-threshold-0.1.md") "named after the change"
+            Expect.isFalse (File.Exists(folder.File "table.md")) "the spec's table path is not written"
+            Expect.equal
+                (rows (File.ReadAllText md))
+                [ "| vae | 2 | 251.4 ± 1.7 (1) [paper 253 (2), -1.6] | 260.4 (1) |"; "| evae | 4 | 270.8 ± 0.8 (2) | — [paper 275.5] |" ]
+                "parzen annotated with active units at 0.1, beside the paper's"
+            let units = { Value = Some "active_units"; Annotate = Some "none"; Threshold = Some 0.1 }
+            let md, _ = SweepTable.write folder.Path None units
+            Expect.equal md (folder.File "table-active_units-annotate-none-threshold-0.1.md") "every change in the name"
+            let text = File.ReadAllText md
+            Expect.equal (rows text) [ "| vae | 2 | 1 ± 0.0 | 1 |"; "| evae | 4 | 2 ± 0.0 | 2 |" ] "active units at 0.1, no annotation"
+            Expect.stringContains text "Value: active_units; in parentheses: none; reduce: max over epitome_size; activity threshold: 0.1." "the footer"
+            Expect.isFalse (text.Contains "match no cell") "the published parzen values are not listed either"
+            let refused overrides = (throws<VaeResearchException> (fun () -> SweepTable.write folder.Path None overrides |> ignore)).Message
+            Expect.stringContains (refused { units with Value = Some "elbo" }) "--value: expected one of nll" "unknown value"
+            Expect.stringContains (refused { units with Annotate = Some "x" }) "--annotate: expected none or one of" "unknown annotation"
+            Expect.stringContains (refused { units with Threshold = Some -1.0 }) "--threshold: expected a number >= 0, got -1" "negative threshold"
+            Expect.stringContains (refused { units with Threshold = Some nan }) "--threshold: expected a number >= 0, got NaN" "NaN threshold"
 
         testCase "reduce min picks the lowest setting, reduce mean averages the settings' seed means" <| fun () ->
             use folder = new TempFolder("vae-sweeptable-")
@@ -257,7 +284,7 @@ let tests =
             writeSweep folder.Path "null" "[]" runs
             let e = throws<VaeResearchException> (fun () -> SweepTable.load folder.Path |> ignore)
             Expect.stringContains e.Message "no [table] section" "no table"
-            let e = throws<VaeResearchException> (fun () -> SweepTable.write folder.Path (Some(folder.File "t.csv")) |> ignore)
+            let e = throws<VaeResearchException> (fun () -> SweepTable.write folder.Path (Some(folder.File "t.csv")) SweepTableOverrides.None |> ignore)
             Expect.stringContains e.Message "--out names the Markdown file" "--out with .csv"
 
         testCase "figures: value against epitome size per latent, the VAE as a dashed reference, an unfinished run left out" <| fun () ->

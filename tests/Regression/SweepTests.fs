@@ -166,6 +166,15 @@ let tests =
             Expect.stringContains table.Stdout "| latent |" "the table's header"
             Expect.stringContains table.Stdout "[paper 500" "the published value"
             Expect.isTrue (File.Exists(Path.Combine(out, "table.csv"))) "table.csv"
+            let specTable = File.ReadAllText(Path.Combine(out, "table.md"))
+            let bounds = succeeds [ "sweep"; "table"; out; "--value"; "test_bound"; "--threshold"; "0.5" ]
+            Expect.stringContains bounds.Stdout "Value: test_bound; in parentheses:" "another value"
+            Expect.stringContains bounds.Stdout "activity threshold: 0.5." "another threshold"
+            Expect.isFalse (bounds.Stdout.Contains "[paper 500") "no published values of another quantity"
+            Expect.isTrue (File.Exists(Path.Combine(out, "table-test_bound-threshold-0.5.csv"))) "written under a name that says what changed"
+            Expect.equal (File.ReadAllText(Path.Combine(out, "table.md"))) specTable "the spec's table is left as it was"
+            let wrong = fails [ "sweep"; "table"; out; "--value"; "elbo" ]
+            Expect.stringContains wrong.Stderr "--value: expected one of nll" "an unknown value is named"
             let figures = succeeds [ "sweep"; "figures"; out ]
             Expect.stringContains figures.Stderr "wrote 9 figures" "active units per epoch, and each run's shade plot and sorted units"
             Expect.stringContains (File.ReadAllText(Path.Combine(out, "figures", "figures.md"))) "Runs left out: none." "figures.md"

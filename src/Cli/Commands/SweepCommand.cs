@@ -214,17 +214,31 @@ static class SweepCommand
     static Command TableCommand()
     {
         var dir = SweepDir();
-        var outFile = new Option<FileInfo?>("--out") { Description = "Markdown file (default DIR/table.md); the CSV goes beside it." };
+        var outFile = new Option<FileInfo?>("--out")
+        {
+            Description = "Markdown file (default DIR/table.md, or with --value, --annotate or --threshold a name that says what " +
+                "changed, e.g. DIR/table-test_bound.md); the CSV goes beside it.",
+        };
+        var quantities = Analysis.SweepTableModule.quantities;
+        var value = new Option<string?>("--value")
+        {
+            Description = $"Show this instead of the spec's value: {quantities}. The published values are of the spec's value, so they are left out.",
+        };
+        var annotate = new Option<string?>("--annotate") { Description = $"Show this in parentheses instead of the spec's annotation: none or {quantities}." };
+        var threshold = new Option<double?>("--threshold") { Description = "Count a unit as active above this A_u instead of the spec's threshold." };
         var command = new Command("table",
             "The spec's table from the saved runs: rows x columns, cells \"value (annotation)\", mean ± sd over seeds, the published " +
-            "value and ours − published; broken or unfinished runs are listed under it as skipped.")
+            "value and ours − published; broken or unfinished runs are listed under it as skipped. --value, --annotate and --threshold " +
+            "show the same runs another way (e.g. the test bound, or active units at 0.1).")
         {
-            dir, outFile,
+            dir, outFile, value, annotate, threshold,
         };
         command.SetAction(parse => CliRunner.Run("sweep table", () =>
         {
             var path = parse.GetValue(dir)!.FullName;
-            var (md, csv) = Analysis.SweepTableModule.write(path, parse.GetValue(outFile)?.FullName is { } f ? Microsoft.FSharp.Core.FSharpOption<string>.Some(f) : null);
+            var overrides = Analysis.SweepTableOverrides.OfOptions(parse.GetValue(value), parse.GetValue(annotate), parse.GetValue(threshold));
+            var (md, csv) = Analysis.SweepTableModule.write(
+                path, parse.GetValue(outFile)?.FullName is { } f ? Microsoft.FSharp.Core.FSharpOption<string>.Some(f) : null, overrides);
             Console.WriteLine(File.ReadAllText(md));
             Console.Error.WriteLine($"wrote {md} and {csv}");
             return 0;
