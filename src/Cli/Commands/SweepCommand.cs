@@ -222,7 +222,7 @@ static class SweepCommand
         var quantities = Analysis.SweepTableModule.quantities;
         var value = new Option<string?>("--value")
         {
-            Description = $"Show this instead of the spec's value: {quantities}. The published values are of the spec's value, so they are left out.",
+            Description = $"Show this instead of the spec's value: {quantities}. The published values are left out unless it is the spec's value.",
         };
         var annotate = new Option<string?>("--annotate") { Description = $"Show this in parentheses instead of the spec's annotation: none or {quantities}." };
         var threshold = new Option<double?>("--threshold") { Description = "Count a unit as active above this A_u instead of the spec's threshold." };
