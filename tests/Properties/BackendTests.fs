@@ -144,6 +144,8 @@ let private equivalenceCases =
       "VAE, Gaussian", VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, Decoder = DecoderKind.Gaussian)
       "VAE, batch norm", VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, Batchnorm = true)
       "IWAE, k = 5", VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, Samples = 5)
+      "VAE, log-std scale head, Monte-Carlo KL",
+      VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, PosteriorScale = PosteriorScale.LogStd, Kl = KlEstimator.MonteCarlo)
       "eVAE, K = 2, s = 2",
       VaeResearch.Training.TrainConfig(Latent = 6, Hidden = hidden, Batch = 8, Model = VaeResearch.Training.ModelKind.Evae, EpitomeSize = Nullable 2)
       "mVAE, K = 3",

@@ -10,7 +10,8 @@ module VaeResearch.Properties.ProtocolTests
 //   6. optimizer burda_adam: the first two steps against their closed form, and a bit-identical restart;
 //   7. warmup epoch: beta = min(1, e / warmup_epochs), 0 throughout the first epoch, constant within each;
 //   8. objective vae: the mean over the k samples of log w, computed here independently in double;
-//   9. defaults: config.json's old keys and values are unchanged, and a training run with every new option
+//   9. posterior_scale log_std: the posterior's log-variance is twice the scale head (every model);
+//  10. defaults: config.json's old keys and values are unchanged, and a training run with every new option
 //      resumes bit-identically.
 // Statistical checks compare means of many independent draws against SigmaBound standard errors.
 
@@ -301,6 +302,33 @@ let tests =
                 Expect.sequenceEqual analytic (Bounds.Elbo(vae, x, Rng(2UL)).Data.ToArray()) "the default is today's analytic ELBO"
         ]
 
+        testList "posterior_scale" [
+            testCase "log_std: the same weights give twice the head as the log-variance, and the same means, bit for bit" <| fun () ->
+                let build scale =
+                    let vae = Vae(native, 6, 3, [| 7 |], Activation.Tanh, DecoderKind.Bernoulli, false, 0.0f, Rng(17UL, 1UL),
+                                  WeightInit.Uniform, GaussianLogVariance.Bounded, scale)
+                    vae.Eval()
+                    vae
+                let x = repeatedImage 6 4 17UL
+                let variance = (build PosteriorScale.LogVariance).Encoder.Forward x
+                let std = (build PosteriorScale.LogStd).Encoder.Forward x
+                Expect.sequenceEqual (std.Mu.Data.ToArray()) (variance.Mu.Data.ToArray()) "means"
+                let head = variance.LogVar.Data.ToArray()
+                Expect.isTrue (head |> Array.exists (fun v -> v <> 0.0f)) "the head is not zero, so the factor shows"
+                Expect.sequenceEqual (std.LogVar.Data.ToArray()) (Array.map (fun v -> 2.0f * v) head) "log-variance = 2 * head"
+
+            testCase "the factory builds log_std into every model's encoder" <| fun () ->
+                let x = repeatedImage 8 3 5UL
+                for model, size in [ ModelKind.Vae, Nullable(); ModelKind.Evae, Nullable 2; ModelKind.Mvae, Nullable 2 ] do
+                    let posterior scale =
+                        let config = TrainConfig(Model = model, Latent = 4, Hidden = [| 12 |], EpitomeSize = size, PosteriorScale = scale)
+                        let m = ModelFactory.Build(config, 8, Rng(9UL))
+                        m.Eval()
+                        (m.Encode(x, ReadOnlySpan(Array.zeroCreate<int> 3))).LogVar.Data.ToArray()
+                    let head = posterior PosteriorScale.LogVariance
+                    Expect.sequenceEqual (posterior PosteriorScale.LogStd) (Array.map (fun v -> 2.0f * v) head) $"{model}"
+        ]
+
         testList "defaults" [
             testCase "a saved config.json reads with every new key at today's behaviour, and its old keys write back unchanged" <| fun () ->
                 let path = Path.Combine(__SOURCE_DIRECTORY__, "../../paper-results/runs/vae-d50/config.json")
@@ -310,6 +338,7 @@ let tests =
                 Expect.equal config.Order BatchOrder.Shuffled "order"
                 Expect.equal config.Warmup WarmupKind.Step "warmup"
                 Expect.equal config.Kl KlEstimator.Analytic "kl"
+                Expect.equal config.PosteriorScale PosteriorScale.LogVariance "posterior_scale"
                 Expect.equal config.Objective TrainObjective.Iwae "objective"
                 Expect.equal config.Optimizer OptimizerKind.Adam "optimizer"
                 let saved = (nonNull (JsonNode.Parse(File.ReadAllText path))).AsObject()
@@ -322,8 +351,8 @@ let tests =
                 Expect.equal (written.ToJsonString()) (saved.ToJsonString()) "the old keys, their order and values"
                 let defaults = (nonNull (JsonSerializer.SerializeToNode(TrainConfig(), RunFolder.Json))).AsObject()
                 let value (key: string) = (nonNull defaults[key]).GetValue<string>()
-                Expect.sequenceEqual (List.map value [ "init"; "output_bias"; "order"; "warmup"; "kl"; "objective"; "optimizer" ])
-                    [ "normal"; "zero"; "shuffled"; "step"; "analytic"; "iwae"; "adam" ] "the new keys' default values"
+                Expect.sequenceEqual (List.map value [ "init"; "output_bias"; "order"; "warmup"; "kl"; "posterior_scale"; "objective"; "optimizer" ])
+                    [ "normal"; "zero"; "shuffled"; "step"; "analytic"; "log_variance"; "iwae"; "adam" ] "the new keys' default values"
 
             testCase "a bad enum value is reported by its configuration key" <| fun () ->
                 let e = throws<ConfigException> (fun () -> TrainConfig(Init = enum<WeightInit> 7).Validate() |> ignore)
@@ -337,7 +366,7 @@ let tests =
                     TrainConfig(Dataset = "synthetic", Latent = 3, Hidden = [| 16 |], Batch = 50, Epochs = epochs, TrainSubset = Nullable 300,
                                 TestSubset = Nullable 100, Init = WeightInit.Uniform, OutputBias = OutputBias.DataMean,
                                 Order = BatchOrder.Sequential, Schedule = ScheduleKind.BurdaRounded, Warmup = WarmupKind.Epoch,
-                                WarmupEpochs = 2, Kl = KlEstimator.MonteCarlo, Objective = TrainObjective.Vae, Samples = 2,
+                                WarmupEpochs = 2, Kl = KlEstimator.MonteCarlo, PosteriorScale = PosteriorScale.LogStd, Objective = TrainObjective.Vae, Samples = 2,
                                 Optimizer = OptimizerKind.BurdaAdam, AdamBeta1 = 0.99, Seed = 3UL)
                 let data = Trainer.LoadData(config 3, null, null)
                 let train (epochs: int) (name: string) (resume: bool) =

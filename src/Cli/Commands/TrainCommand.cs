@@ -38,6 +38,9 @@ static class TrainCommand
             "step", "step", "epoch");
         var kl = Choice("--kl", "KL estimator of the ELBO: analytic, or monte_carlo (log q(z|x) - log p(z) at the sampled z, Burda et al.'s VAE).",
             "analytic", "analytic", "monte_carlo");
+        var posteriorScale = Choice("--posterior-scale",
+            "What the encoder's scale head gives: log_variance (sigma = exp(h / 2)) or log_std (sigma = exp(h), Burda et al.'s code).",
+            "log_variance", "log_variance", "log_std");
         var objective = Choice("--objective", "What the k samples estimate: iwae (L_k) or vae (the mean over the samples of log w; Burda et al., Table 1).",
             "iwae", "iwae", "vae");
         var optimizer = Choice("--optimizer",
@@ -92,7 +95,7 @@ static class TrainCommand
             "checkpoint.safetensors after every epoch. --resume continues a stopped or killed run bit-identically.")
         {
             outDir, dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, epochs, schedule,
-            init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2,
+            init, outputBias, order, warmupKind, kl, posteriorScale, objective, optimizer, lr, beta1, beta2,
             adamEps, klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, epitomeLayout, evaeFirstEpoch, evaeAssign,
             evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, activityPopulation, activityN, activityInitial,
             seed, backend, device, threads, resume, configFile, dataDir,
@@ -100,7 +103,7 @@ static class TrainCommand
         Option[] settings =
         [
             dataset, syntheticDim, model, k, decoder, latent, hidden, activation, batch, schedule,
-            init, outputBias, order, warmupKind, kl, objective, optimizer, lr, beta1, beta2, adamEps,
+            init, outputBias, order, warmupKind, kl, posteriorScale, objective, optimizer, lr, beta1, beta2, adamEps,
             klWeight, warmup, batchnorm, dropoutZ, epitomeSize, epitomeStride, epitomeLayout, evaeFirstEpoch, evaeAssign,
             evaeAssignSamples, gaussianLogvar, binarize, trainSubset, testSubset, activityPopulation, activityN, activityInitial, seed,
             backend, device,
@@ -131,6 +134,7 @@ static class TrainCommand
                 Order = ParseEnum<BatchOrder>(parse.GetValue(order)!),
                 Warmup = ParseEnum<WarmupKind>(parse.GetValue(warmupKind)!),
                 Kl = ParseEnum<KlEstimator>(parse.GetValue(kl)!),
+                PosteriorScale = ParseEnum<PosteriorScale>(parse.GetValue(posteriorScale)!),
                 Objective = ParseEnum<TrainObjective>(parse.GetValue(objective)!),
                 Optimizer = optimizerKind,
                 Lr = parse.GetValue(lr),

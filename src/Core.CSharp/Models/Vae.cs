@@ -11,10 +11,12 @@ public sealed class Vae<T> : GenerativeModel<T> where T : class, ITensor<T>
 {
     /// <summary>
     /// A VAE with weights drawn from <paramref name="rng"/> by <paramref name="init"/> (Xavier-normal by default);
-    /// <paramref name="logVariance"/> is the Gaussian decoder's log-variance head (see <see cref="GaussianLogVariance"/>).
+    /// <paramref name="logVariance"/> is the Gaussian decoder's log-variance head (see <see cref="GaussianLogVariance"/>) and
+    /// <paramref name="scale"/> what the encoder's scale head gives (see <see cref="PosteriorScale"/>).
     /// </summary>
     public Vae(ComputeContext<T> context, int input, int latent, IReadOnlyList<int> hidden, Activation activation, DecoderKind decoder,
-        bool batchNorm, float dropoutZ, Rng rng, WeightInit init = WeightInit.Normal, GaussianLogVariance logVariance = GaussianLogVariance.Bounded)
+        bool batchNorm, float dropoutZ, Rng rng, WeightInit init = WeightInit.Normal, GaussianLogVariance logVariance = GaussianLogVariance.Bounded,
+        PosteriorScale scale = PosteriorScale.LogVariance)
         : base(context)
     {
         if (input < 1) throw new ArgumentOutOfRangeException(nameof(input), input, "input size must be >= 1");
@@ -22,7 +24,7 @@ public sealed class Vae<T> : GenerativeModel<T> where T : class, ITensor<T>
         if (hidden.Any(h => h < 1)) throw new ArgumentOutOfRangeException(nameof(hidden), "every hidden width must be >= 1");
         Input = input;
         Latent = latent;
-        Encoder = RegisterModule("encoder", new Encoder<T>(context, input, hidden, latent, activation, batchNorm, rng, init));
+        Encoder = RegisterModule("encoder", new Encoder<T>(context, input, hidden, latent, activation, batchNorm, rng, init, scale));
         Decoder = RegisterModule("decoder", new Decoder<T>(context, latent, hidden, input, activation, batchNorm, decoder, rng, init, logVariance));
         DropoutZ = RegisterModule("dropout_z", new Dropout<T>(context, dropoutZ));
     }

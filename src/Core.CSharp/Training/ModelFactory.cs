@@ -21,7 +21,8 @@ public static class ModelFactory
     public static GenerativeModel<T> Build<T>(ComputeContext<T> context, TrainConfig config, int input, Rng rng) where T : class, ITensor<T>
     {
         Vae<T> Net(int latent, IReadOnlyList<int> hidden) =>
-            new(context, input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng, config.Init, config.GaussianLogvar);
+            new(context, input, latent, hidden, config.Activation, config.Decoder, config.Batchnorm, (float)config.DropoutZ, rng, config.Init, config.GaussianLogvar,
+                config.PosteriorScale);
         switch (config.Model)
         {
             case ModelKind.Vae:

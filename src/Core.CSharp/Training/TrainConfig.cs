@@ -123,6 +123,9 @@ public sealed record TrainConfig
     /// <summary>KL estimator of the ELBO: analytic, or Monte-Carlo at the sampled z (Burda et al.'s VAE).</summary>
     public KlEstimator Kl { get; init; } = KlEstimator.Analytic;
 
+    /// <summary>What the encoder's scale head gives: the log-variance, or the log standard deviation (Burda et al.'s code).</summary>
+    public PosteriorScale PosteriorScale { get; init; } = PosteriorScale.LogVariance;
+
     /// <summary>What the k samples estimate: L_k (IWAE), or the k-sample ELBO (Burda et al. 2015, Table 1, "VAE" rows).</summary>
     public TrainObjective Objective { get; init; } = TrainObjective.Iwae;
 
@@ -248,6 +251,7 @@ public sealed record TrainConfig
         Require(Enum.IsDefined(Schedule), "schedule", $"must be constant, burda or burda_rounded, got {Schedule}");
         Require(Enum.IsDefined(Warmup), "warmup", $"must be step or epoch, got {Warmup}");
         Require(Enum.IsDefined(Kl), "kl", $"must be analytic or monte_carlo, got {Kl}");
+        Require(Enum.IsDefined(PosteriorScale), "posterior_scale", $"must be log_variance or log_std, got {PosteriorScale}");
         Require(Enum.IsDefined(Objective), "objective", $"must be iwae or vae, got {Objective}");
         Require(Enum.IsDefined(Optimizer), "optimizer", $"must be adam or burda_adam, got {Optimizer}");
         Require(AdamBeta1 >= 0 && AdamBeta1 < 1, "adam_beta1", $"must be in [0, 1), got {AdamBeta1}");
