@@ -199,8 +199,10 @@ let tests =
             let expected =
                 [ "seed-runs", 7                 // the seven saved runs
                   "burda2015-table1", 5          // VAE k = 1; IWAE k = 5, 50; VAE trained with k = 5, 50
+                  "burda2015-table1-code", 4     // Table 1's VAE x (scale head: log variance, log std) x (adam, burda_adam)
                   "yeung2017-table2", 6          // VAE and eVAE at D = 50, 100, 200
                   "yeung2017-table2-protocol", 21 // 7 settings of the D = 50 VAE x 3 seeds
+                  "yeung2017-table2-kl", 12      // (VAE, eVAE) x (analytic, Monte-Carlo KL) x 3 seeds
                   "yeung2017-table4", 90         // 3 D x 6 architectures x (VAE + mVAE, eVAE x K = 3, 4)
                   "yeung2017-fig7", 27           // 3 D x (VAE + eVAE, mVAE x K = 2, 3, 4, 8)
                   "yeung2017-fig1-3", 5          // KL weight 1, 0.5, 0.2; dropout 0.5; eVAE
@@ -214,6 +216,9 @@ let tests =
                 for run in plan.Runs do
                     // The model factory's own checks (the mVAE's parameter match, the epitome layout) pass too.
                     ModelFactory.Build(run.Config, 784, VaeResearch.Engine.Rng(run.Config.Seed, TrainStreams.Init)) |> ignore
+            // burda2015-table1-code's first run is Table 1's k = 1 run, so that its finished folder can be copied in.
+            let plan name = SweepPlan.Expand(SweepSpec.Load(Path.Combine(repoRoot, "paper-results", "specs", name + ".toml")), 1)
+            Expect.equal (plan "burda2015-table1-code").Runs[0].Hash (plan "burda2015-table1").Runs[0].Hash "the same configuration hash"
 
         testCase "a 4-run sweep on Slurm runs as one array, every run done, with its table" <| fun () ->
             SlurmTests.withCluster SlurmFixture.defaults (fun _ ->
