@@ -34,7 +34,9 @@ type EvalResult =
       /// How the samples were spent on eVAE/mVAE ("per_epitome", "total", "ystar"); None in files from before the key.
       Budget: string option
       /// Importance samples drawn per image in all (k G for per_epitome); None in files from before the key.
-      SamplesDrawn: int option }
+      SamplesDrawn: int option
+      /// Seed of the test images' binarization when `vae eval --binarize-seed` gave one; None: the run's seed.
+      BinarizeSeed: uint64 option }
 
 /// <summary>
 /// The contents of <c>parzen.json</c> (docs/contracts.md, "JSON outputs", <c>parzen --json</c>): a Parzen-window log-likelihood estimate.
@@ -234,6 +236,12 @@ module RunStore =
 
         member this.OptionalInt(key: string) = this.TryGet key |> Option.map (fun _ -> this.Int key)
 
+        member this.OptionalUInt64(key: string) =
+            this.TryGet key |> Option.map (fun v ->
+                let mutable n = 0UL
+                if v.ValueKind = JsonValueKind.Number && v.TryGetUInt64(&n) then n
+                else raise (FileFormatException(path, key, "a non-negative integer", v.GetRawText())))
+
         member this.OptionalString(key: string) = this.TryGet key |> Option.map (fun _ -> this.String key)
 
         member this.String(key: string) =
@@ -263,7 +271,8 @@ module RunStore =
               Binarize = f.String "binarize"
               Epoch = f.OptionalInt "epoch"
               Budget = f.OptionalString "budget"
-              SamplesDrawn = f.OptionalInt "samples_drawn" })
+              SamplesDrawn = f.OptionalInt "samples_drawn"
+              BinarizeSeed = f.OptionalUInt64 "binarize_seed" })
 
     /// Writes eval.json (the keys readEval reads, plus the seconds the estimate took), atomically.
     let writeEval (path: string) (result: EvalResult) (seconds: float) =
@@ -276,6 +285,7 @@ module RunStore =
         result.Epoch |> Option.iter (fun e -> values["epoch"] <- box e)
         result.Budget |> Option.iter (fun b -> values["budget"] <- box b)
         result.SamplesDrawn |> Option.iter (fun d -> values["samples_drawn"] <- box d)
+        result.BinarizeSeed |> Option.iter (fun s -> values["binarize_seed"] <- box s)
         values["seconds"] <- box seconds
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(values, RunFolder.Json) + "\n")
 

@@ -163,6 +163,28 @@ let private endToEndTests =
             use other = JsonDocument.Parse(File.ReadAllText(file "other.json"))
             Expect.equal ((other.RootElement.GetProperty("k").GetInt32(), other.RootElement.GetProperty("n").GetInt32())) ((2, 20)) "(other.RootElement.GetProperty(\"k\").GetInt32(), other.RootElement.GetProperty(\"n\").GetInt32())"
 
+        testCase "eval --binarize-seed: the run's own seed is the default sample; another draws other images and is recorded" <| fun () ->
+            let eval (extra: string list) name =
+                succeeds ([ "eval"; run.Value; "--k"; "5"; "--subset"; "50"; "--threads"; string Threads; "--json"; file name ] @ extra) |> ignore
+                VaeResearch.Analysis.RunStore.readEval (file name)
+            let plain = eval [] "plain.json"
+            let own = eval [ "--binarize-seed"; "11" ] "own.json"     // TinyRun's seed
+            let other = eval [ "--binarize-seed"; "12" ] "other-seed.json"
+            Expect.equal plain.BinarizeSeed None "not written unless given"
+            Expect.equal own.BinarizeSeed (Some 11UL) "recorded"
+            Expect.equal other.BinarizeSeed (Some 12UL) "recorded"
+            Expect.equal own.Nll plain.Nll "the run's seed gives the default sample, and the same importance samples"
+            Expect.notEqual other.Nll plain.Nll "another sample of the test images"
+            // The images themselves: the same grey levels, another draw of the same Bernoulli pixels.
+            let trained = TrainedRun.Load run.Value
+            let test = Trainer.LoadData(trained.Config, null, null).Test.Take 50
+            let a, b = trained.Images test, trained.Images(test, Nullable(), Nullable 12UL)
+            Expect.notEqual a b "different draws"
+            Expect.sequenceEqual (trained.Images(test, Nullable(), Nullable 11UL)) a "seed 11 is the default"
+            Expect.isTrue (Array.forall2 (fun (x: float32) (y: float32) -> (x = 0.0f || x = 1.0f) && (y = 0.0f || y = 1.0f)) a b) "binary"
+            let fails' = fails [ "eval"; run.Value; "--binarize-seed"; "-1" ]
+            Expect.stringContains (fails'.Stderr + fails'.Stdout) "binarize-seed" "a negative seed is rejected by name"
+
         testCase "sample writes a float32 [16, 784] npy and a 4 x 4 PNG grid" <| fun () ->
             succeeds [ "sample"; run.Value; "--n"; "16"; "--npy"; file "samples.npy"; "--png"; file "samples.png" ] |> ignore
             let header, shape, values = readNpy (file "samples.npy")

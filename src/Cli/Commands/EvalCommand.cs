@@ -17,6 +17,8 @@ static class EvalCommand
         var subset = Optional<int>("--subset", "Evaluate the first N test images only.");
         var binarize = OptionalChoice("--binarize", "Binarization of the test images (default: the run's; the test set uses one fixed seeded sample).",
             BinarizationNames.All.ToArray());
+        var binarizeSeed = Optional<ulong>("--binarize-seed",
+            "Seed of the test images' binarization (default: the run's seed, as in training); another seed draws another fixed sample.");
         var json = new Option<FileInfo?>("--json") { Description = "Where to write the result (default: RUN/eval.json)." };
         var budget = Choice("--budget",
             "eVAE/mVAE: per_epitome (k samples for every epitome), total (k in all, shared: floor(k/G) each, the remainder to " +
@@ -30,9 +32,9 @@ static class EvalCommand
             "Estimate the test negative log-likelihood NLL = -mean_x L_k(x) in nats with its standard error, batched so memory " +
             "stays bounded for any k. For eVAE and mVAE the discrete y is marginalized: log sum_y p(y) (1/k) sum_i w_(y,i), " +
             "k samples per epitome (a lower bound on log p(x) in expectation; --budget changes the allocation). Writes eval.json " +
-            "(nll, standard_error, k, n, binarize, budget, samples_drawn).")
+            "(nll, standard_error, k, n, binarize, budget, samples_drawn, and binarize_seed when given).")
         {
-            run, k, subset, binarize, budget, json, seed, threads, dataDir,
+            run, k, subset, binarize, binarizeSeed, budget, json, seed, threads, dataDir,
         };
         compute.AddTo(command);
         command.SetAction(parse => CliRunner.Run("eval", () =>
@@ -44,7 +46,8 @@ static class EvalCommand
             var trained = compute.Load(parse, parse.GetValue(run)!.FullName);
             var data = Trainer.LoadData(trained.Config with { TestSubset = parse.GetValue(subset) }, parse.GetValue(dataDir), m => Console.Error.WriteLine(m));
             var mode = parse.GetValue(binarize) is { } b ? BinarizationNames.Parse(b) : trained.Config.EffectiveBinarization;
-            var images = trained.Images(data.Test, mode);
+            var testSeed = parse.GetValue(binarizeSeed);
+            var images = trained.Images(data.Test, mode, testSeed);
             var clock = Stopwatch.StartNew();
             int n = data.Test.Count;
             int reported = 0;
@@ -64,7 +67,8 @@ static class EvalCommand
             var path = parse.GetValue(json)?.FullName ?? trained.Folder.EvalPath;
             var result = new Analysis.EvalResult(estimate.Mean, estimate.StandardError, kValue, n, mode.ToName(),
                 Microsoft.FSharp.Core.FSharpOption<int>.Some(trained.Epoch), Microsoft.FSharp.Core.FSharpOption<string>.Some(parse.GetValue(budget)!),
-                Microsoft.FSharp.Core.FSharpOption<int>.Some(checked((int)drawn)));
+                Microsoft.FSharp.Core.FSharpOption<int>.Some(checked((int)drawn)),
+                testSeed is { } s ? Microsoft.FSharp.Core.FSharpOption<ulong>.Some(s) : null);
             Analysis.RunStore.writeEval(path, result, clock.Elapsed.TotalSeconds);
             Console.Error.WriteLine($"wrote {path}");
             return 0;

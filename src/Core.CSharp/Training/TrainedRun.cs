@@ -31,10 +31,11 @@ public sealed record TrainedRun(RunFolder Folder, TrainConfig Config, IGenerativ
 
     /// <summary>
     /// The images of a split as the model sees them: binarized with <paramref name="binarization"/> (default:
-    /// the run's) by the run's seed: the test split uses its fixed sample, a dynamically binarized training split the first epoch's sample.
+    /// the run's) by <paramref name="seed"/> (default: the run's seed): the test split uses its fixed sample, a dynamically
+    /// binarized training split the first epoch's sample.
     /// </summary>
-    public float[] Images(Dataset data, Binarization? binarization = null) =>
-        new Binarizer(data, binarization ?? Config.EffectiveBinarization, Config.Seed).Epoch(0);
+    public float[] Images(Dataset data, Binarization? binarization = null, ulong? seed = null) =>
+        new Binarizer(data, binarization ?? Config.EffectiveBinarization, seed ?? Config.Seed).Epoch(0);
 
     sealed record Builder(TrainConfig Config) : IContextFunction<IGenerativeModel>
     {
