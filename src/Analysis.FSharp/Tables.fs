@@ -22,11 +22,15 @@ module Tables =
 
     /// An L_k estimate as a table shows it, e.g. "86.76 ± 0.10 (k=5000, n=10000)" (invariant culture); where the
     /// samples drawn per image are not k, or the budget is not per_epitome, it adds both: "(k=5000 per_epitome,
-    /// 20000 drawn, n=10000)" for an eVAE with 4 epitomes.
+    /// 20000 drawn, n=10000)" for an eVAE with 4 epitomes; an evaluation on another binarization of the test images
+    /// says so last: "(k=5000, n=10000, test binarization seed 3)".
     let formatEval (e: EvalResult) =
-        match e.Budget, e.SamplesDrawn with
-        | Some budget, Some drawn when budget <> "per_epitome" || drawn <> e.Samples -> sprintf "%.2f ± %.2f (k=%d %s, %d drawn, n=%d)" e.Nll e.StandardError e.Samples budget drawn e.N
-        | _ -> sprintf "%.2f ± %.2f (k=%d, n=%d)" e.Nll e.StandardError e.Samples e.N
+        let spend =
+            match e.Budget, e.SamplesDrawn with
+            | Some budget, Some drawn when budget <> "per_epitome" || drawn <> e.Samples -> [ sprintf "k=%d %s" e.Samples budget; sprintf "%d drawn" drawn ]
+            | _ -> [ sprintf "k=%d" e.Samples ]
+        let seed = e.BinarizeSeed |> Option.map (sprintf "test binarization seed %d") |> Option.toList
+        sprintf "%.2f ± %.2f (%s)" e.Nll e.StandardError (String.concat ", " (spend @ [ sprintf "n=%d" e.N ] @ seed))
 
     /// A Parzen estimate as a table shows it, e.g. "325.1 ± 2.0 (σ=0.215)" (invariant culture).
     let formatParzen (p: ParzenResult) = sprintf "%.1f ± %.1f (σ=%.3f)" p.LogLikelihood p.StandardError p.Sigma

@@ -7,7 +7,8 @@ module VaeResearch.Properties.AnalysisTests
 //   2. activity: equals a naive two-pass population variance (and MathNet's), histories from activity.csv;
 //   3. SVG: every chart is well-formed XML with the expected series, whatever the run names contain;
 //   4. PNG: the image grids decode (with a small reader written here) to the expected size;
-//   5. run store: clear errors naming the file and the field; parzen.json round trip; the inverse normal CDF.
+//   5. run store: clear errors naming the file and the field; parzen.json and eval.json round trips, the eval cell;
+//      the inverse normal CDF.
 // All generators are seeded (Replay), so every run draws the same cases.
 
 open System
@@ -567,6 +568,23 @@ let tests =
             File.WriteAllText(Path.Combine(run.Path, RunStore.ParzenFile),
                               """{ "sigma": 0.2, "log_likelihood": 300, "standard_error": 2, "validation_log_likelihood": 301, "n_samples": 10000 }""")
             Expect.equal ((RunStore.load run.Path).Parzen |> Option.map (fun p -> p.LogLikelihood, p.NTest)) (Some(300.0, 0)) "(RunStore.load run.Path).Parzen |> Option.map (fun p -> p.LogLikelihood, p.NTest)"
+
+        testCase "eval.json round-trips binarize_seed, and a table cell says how the estimate was made" <| fun () ->
+            use folder = new TempFolder("vae-analysis-eval-")
+            let path = Path.Combine(folder.Path, "eval.json")
+            let plain = { Nll = 86.764; StandardError = 0.231; Samples = 5000; N = 10000; Binarize = "dynamic"; Epoch = Some 3280
+                          Budget = Some "per_epitome"; SamplesDrawn = Some 5000; BinarizeSeed = None }
+            for e in [ plain; { plain with BinarizeSeed = Some 18446744073709551615UL } ] do
+                RunStore.writeEval path e 1.5
+                Expect.equal (RunStore.readEval path) e "round trip"
+                Expect.equal (File.ReadAllText(path).Contains "binarize_seed") e.BinarizeSeed.IsSome "the key is written only when given"
+            Expect.equal (Tables.formatEval plain) "86.76 ± 0.23 (k=5000, n=10000)" "the run's draw, k per image"
+            Expect.equal (Tables.formatEval { plain with Budget = Some "total"; N = 1000 }) "86.76 ± 0.23 (k=5000 total, 5000 drawn, n=1000)" "a budget"
+            Expect.equal (Tables.formatEval { plain with Budget = Some "per_epitome"; SamplesDrawn = Some 20000; BinarizeSeed = Some 3UL })
+                "86.76 ± 0.23 (k=5000 per_epitome, 20000 drawn, n=10000, test binarization seed 3)" "per epitome on another draw"
+            File.WriteAllText(path, """{ "nll": 1, "standard_error": 0.1, "k": 5, "n": 10, "binarize": "dynamic", "binarize_seed": -2 }""")
+            let e = catches<FileFormatException> (fun () -> RunStore.readEval path |> ignore)
+            Expect.equal e.Field "binarize_seed" "a negative seed names its key"
 
         testCase "results tables have one CSV cell per header column, quoting awkward names" <| fun () ->
             let rows =
