@@ -201,6 +201,7 @@ let tests =
                   "burda2015-table1", 5          // VAE k = 1; IWAE k = 5, 50; VAE trained with k = 5, 50
                   "burda2015-table1-code", 4     // Table 1's VAE x (scale head: log variance, log std) x (adam, burda_adam)
                   "yeung2017-table2", 6          // VAE and eVAE at D = 50, 100, 200
+                  "yeung2017-table2-defaults", 6 // the first attempt at Table 2, on the library's defaults
                   "yeung2017-table2-protocol", 21 // 7 settings of the D = 50 VAE x 3 seeds
                   "yeung2017-table2-kl", 12      // (VAE, eVAE) x (analytic, Monte-Carlo KL) x 3 seeds
                   "yeung2017-table4", 90         // 3 D x 6 architectures x (VAE + mVAE, eVAE x K = 3, 4)
@@ -219,6 +220,10 @@ let tests =
             // burda2015-table1-code's first run is Table 1's k = 1 run, so that its finished folder can be copied in.
             let plan name = SweepPlan.Expand(SweepSpec.Load(Path.Combine(repoRoot, "paper-results", "specs", name + ".toml")), 1)
             Expect.equal (plan "burda2015-table1-code").Runs[0].Hash (plan "burda2015-table1").Runs[0].Hash "the same configuration hash"
+            // The first attempt's spec plans the runs its saved campaign holds, so that a queue resumes them.
+            let saved = SweepPlan.Load(Path.Combine(repoRoot, "paper-results", "campaign", "yeung2017-table2-defaults"))
+            Expect.sequenceEqual [ for r in (plan "yeung2017-table2-defaults").Runs -> r.Name, r.Hash ] [ for r in saved.Runs -> r.Name, r.Hash ]
+                "yeung2017-table2-defaults: the saved campaign's runs"
 
         testCase "a 4-run sweep on Slurm runs as one array, every run done, with its table" <| fun () ->
             SlurmTests.withCluster SlurmFixture.defaults (fun _ ->
