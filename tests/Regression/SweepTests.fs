@@ -210,15 +210,15 @@ let tests =
                   "bettencourt-figures", 30 ]    // (2 decoders + 6 n_z + batch norm + warm-up) x 3 seeds
             let specs = Directory.GetFiles(Path.Combine(repoRoot, "paper-results", "specs"), "*.toml") |> Array.map Path.GetFileNameWithoutExtension |> Array.sort
             Expect.equal specs (expected |> List.map fst |> List.toArray |> Array.sort) "one count per spec"
+            let plan name = SweepPlan.Expand(SweepSpec.Load(Path.Combine(repoRoot, "paper-results", "specs", name + ".toml")), 1)
             for name, count in expected do
-                let plan = SweepPlan.Expand(SweepSpec.Load(Path.Combine(repoRoot, "paper-results", "specs", name + ".toml")), 1)
+                let plan = plan name
                 Expect.equal plan.Runs.Count count $"{name}: runs"
                 Expect.isSome (Option.ofObj plan.Table) $"{name}: has a [table]"
                 for run in plan.Runs do
                     // The model factory's own checks (the mVAE's parameter match, the epitome layout) pass too.
                     ModelFactory.Build(run.Config, 784, VaeResearch.Engine.Rng(run.Config.Seed, TrainStreams.Init)) |> ignore
             // burda2015-table1-code's first run is Table 1's k = 1 run, so that its finished folder can be copied in.
-            let plan name = SweepPlan.Expand(SweepSpec.Load(Path.Combine(repoRoot, "paper-results", "specs", name + ".toml")), 1)
             Expect.equal (plan "burda2015-table1-code").Runs[0].Hash (plan "burda2015-table1").Runs[0].Hash "the same configuration hash"
             // The first attempt's spec plans the runs its saved campaign holds, so that a queue resumes them.
             let saved = SweepPlan.Load(Path.Combine(repoRoot, "paper-results", "campaign", "yeung2017-table2-defaults"))
