@@ -689,7 +689,7 @@ let tests =
                 Expect.isLessThanOrEqual gap ParameterTolerance ($"(D, K, s, hidden) = ({d}, {k}, {s}, %A{hidden}): eVAE {ce}, mVAE {cm}")
                 Expect.equal mvae.Components.Count ((d - k) / s + 1) ("one component per epitome")
                 // The closed form the factory matches with agrees with the modules' own count.
-                Expect.equal (MixtureVae.ParameterCount(784, d, hidden, decoder, batchNorm)) ce "MixtureVae.ParameterCount(784, d, hidden, decoder, batchNorm)"
+                Expect.equal (VaeShape.ParameterCount(784, d, hidden, decoder, batchNorm)) ce "VaeShape.ParameterCount(784, d, hidden, decoder, batchNorm)"
 
         testCase "TrainConfig Validate rejects each bad setting with a message naming its configuration key" <| fun () ->
             let defaults = TrainConfig()

@@ -21,6 +21,7 @@ let main argv =
           EpitomeProtocolTests.tests
           ActivityProtocolTests.tests
           SweepTests.tests
+          CostTests.tests
           ElfTests.tests
           BackendTests.tests
           TorchTests.tests ]

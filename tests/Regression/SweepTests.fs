@@ -141,9 +141,16 @@ let tests =
             use folder = new TempFolder("vae-sweep-cli-")
             let specPath = writeSpec folder "spec.toml" (spec 1 "0.001")
             let out = folder.Sub "sweep"
-            let dry = succeeds [ "sweep"; "run"; specPath; "--out"; out; "--dry-run" ]
+            // At 1,000 multiply-adds a second the tiny runs take hours: each line and the total show RunCost's count.
+            let dry = succeeds [ "sweep"; "run"; specPath; "--out"; out; "--dry-run"; "--rate"; "1e-6" ]
             Expect.stringContains dry.Stdout "4 runs, 0 done, 4 to run" "dry run before"
             Expect.isFalse (Directory.Exists out) "a dry run writes nothing"
+            let plan = SweepPlan.Expand(SweepSpec.Load specPath, 1)
+            let hours (config: TrainConfig) = RunCost.Of(config, Nullable 10, EvaluationBudget.PerEpitome, Nullable 100).Total / 1000.0 / 3600.0
+            for run in plan.Runs do
+                Expect.stringContains dry.Stdout $"start    {run.Index,4}  {hours run.Config,7:F1} h  {run.Name}" $"run {run.Index}'s estimate"
+            Expect.stringContains dry.Stdout $"compute still needed: {plan.Runs |> Seq.sumBy (fun r -> hours r.Config):F1} core-hours" "the total"
+            Expect.stringContains (fails [ "sweep"; "run"; specPath; "--out"; out; "--dry-run"; "--rate"; "0" ]).Stderr "--rate must be > 0" "no rate"
             let pending = vae [ "sweep"; "status"; out ]
             Expect.notEqual pending.ExitCode 0 "status of a folder without sweep.json fails"
             // --only trains the chosen runs and plans all of them; an index outside the plan is refused before anything runs.
@@ -162,6 +169,13 @@ let tests =
             Expect.equal (again.Stdout.Split('\n') |> Array.filter (fun l -> l.TrimStart().StartsWith "skip") |> Array.length) 4 "every run skipped"
             use status = JsonDocument.Parse((succeeds [ "sweep"; "status"; out; "--json" ]).Stdout)
             Expect.equal (status.RootElement.GetProperty("totals").GetProperty("done").GetInt32()) 4 "status --json totals"
+            // Each run's rate is its count over the seconds its metrics.csv records, in the text and the JSON.
+            let text = (succeeds [ "sweep"; "status"; out ]).Stdout
+            for run, json in Seq.zip plan.Runs (status.RootElement.GetProperty("runs").EnumerateArray()) do
+                let metrics = RunCsv.ReadMetrics(Path.Combine(SweepStatus.RunDir(out, run), "metrics.csv"))
+                let expected = float (RunCost.Of(run.Config, Nullable()).Total) / (metrics |> Seq.sumBy (fun m -> m.Seconds))
+                Expect.floatClose Accuracy.veryHigh (json.GetProperty("multiply_adds_per_second").GetDouble()) expected $"run {run.Index}'s rate"
+                Expect.stringContains text $"done     {run.Name}, {expected / 1e9:F1} G multiply-adds/s" $"run {run.Index}'s rate in the text"
             let table = succeeds [ "sweep"; "table"; out ]
             Expect.stringContains table.Stdout "| latent |" "the table's header"
             Expect.stringContains table.Stdout "[paper 500" "the published value"

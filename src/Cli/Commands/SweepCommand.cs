@@ -34,7 +34,15 @@ static class SweepCommand
         var threadsPerRun = Value("--threads-per-run", "Threads each run trains with (recorded; bit-identical resume needs the same value).", 1);
         var workers = Optional<int>("--workers", "Runs at a time (default: cores / threads-per-run; on Slurm the array's %M throttle).");
         var wait = new Option<bool>("--wait") { Description = "Slurm: poll until the array finishes; exit non-zero if a run failed." };
-        var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan and what would be skipped, resumed or started; run nothing." };
+        var dryRun = new Option<bool>("--dry-run")
+        {
+            Description = "Print the plan, what would be skipped, resumed or started, and the compute each run still needs: its " +
+                "multiply-adds counted from the configuration (training, the eVAE's and mVAE's assignment pass, the per-epoch and final " +
+                "evaluations) in core-hours at --rate; run nothing.",
+        };
+        var rate = Value("--rate", "Billions of multiply-adds per second per core that --dry-run's hours assume: take it from `vae sweep " +
+            "status` of runs trained on the same machine. The default is what Table 2's campaign runs reached on one thread each, two " +
+            "runs side by side on a 2-core AVX-512 machine (33-39); small models at k = 1 and batch 20 reach less (14-20).", 35.0);
         var retryFailed = new Option<bool>("--retry-failed") { Description = "Run failed runs again (by default they are left for you to look at)." };
         var only = IntList("--only", "Train only these runs, by their index in the plan (comma-separated; --dry-run lists the indices): " +
             "to choose which runs go first. sweep.json still holds the whole plan.", []);
@@ -43,7 +51,7 @@ static class SweepCommand
             "Expand SPEC into DIR/sweep.json and train every run that is not done: done runs are skipped, partial and stale ones " +
             "resumed, new ones started. A run folder whose configuration differs from the plan is refused, never overwritten.")
         {
-            spec, outDir, executor, threadsPerRun, workers, wait, dryRun, retryFailed, only, dataDir,
+            spec, outDir, executor, threadsPerRun, workers, wait, dryRun, rate, retryFailed, only, dataDir,
         };
         command.SetAction(parse => CliRunner.Run("sweep run", () =>
         {
@@ -51,6 +59,8 @@ static class SweepCommand
             if (threads < 1) throw new ConfigException("threads_per_run", $"must be >= 1, got {threads}");
             int workerCount = parse.GetValue(workers) ?? Math.Max(1, Environment.ProcessorCount / threads);
             if (workerCount < 1) throw new ConfigException("workers", $"must be >= 1, got {workerCount}");
+            double perCore = parse.GetValue(rate) * 1e9;
+            if (!(perCore > 0)) throw new ConfigException("rate", $"must be > 0, got {parse.GetValue(rate)}");
             var dir = parse.GetValue(outDir)!.FullName;
             var plan = SweepPlan.Expand(SweepSpec.Load(parse.GetValue(spec)!.FullName), threads);
             CheckFolders(dir, plan);
@@ -68,8 +78,16 @@ static class SweepCommand
                 $"{(!retry && statuses.Any(s => s.State == RunState.Failed) ? $", {statuses.Count(s => s.State == RunState.Failed)} failed (--retry-failed runs them again)" : "")}");
             if (parse.GetValue(dryRun))
             {
+                var budget = ParseEnum<EvaluationBudget>(plan.Eval.Budget ?? "per_epitome");
+                // What every run still to train needs, here or elsewhere (a running run's remaining epochs, from its last checkpoint).
+                double Remaining(RunStatus s) => s.State == RunState.Done || (s.State == RunState.Failed && !retry) ? 0
+                    : RunCost.Of(s.Run.Config, plan.Eval.K, budget, plan.Eval.Subset, s.Epoch).Total;
                 foreach (var s in statuses)
-                    Console.WriteLine($"  {PlannedAction(s, retry),-8} {s.Run.Index,4}  {s.Run.Name}  [{s.Run.Hash}]{(s.Detail.Length > 0 ? "  " + s.Detail : "")}");
+                    Console.WriteLine($"  {PlannedAction(s, retry),-8} {s.Run.Index,4}  {Remaining(s) / perCore / 3600,7:0.0} h  {s.Run.Name}  [{s.Run.Hash}]" +
+                        $"{(s.Detail.Length > 0 ? "  " + s.Detail : "")}");
+                double total = statuses.Sum(Remaining);
+                Console.WriteLine($"compute still needed: {total / perCore / 3600:0.0} core-hours, {total / 1e12:0} T multiply-adds at " +
+                    $"{perCore / 1e9:0.#} G/s per core (--rate)");
                 return 0;
             }
             plan.Save(dir);
@@ -146,8 +164,10 @@ static class SweepCommand
     static Command StatusCommand()
     {
         var dir = SweepDir();
-        var json = new Option<bool>("--json") { Description = "One JSON object per run (state, epoch, epochs, detail) and the totals." };
-        var command = new Command("status", "One line per run (done, running, partial, stale, failed, pending) and the totals; exit code 0 when all are done.")
+        var json = new Option<bool>("--json") { Description = "One JSON object per run (state, epoch, epochs, detail, multiply_adds_per_second) and the totals." };
+        var command = new Command("status", "One line per run (done, running, partial, stale, failed, pending) and the totals; exit code 0 when all are done. " +
+            "A run with trained epochs also shows the multiply-adds per second they reached (their count, as --dry-run makes it, over the " +
+            "seconds metrics.csv records): the --rate of sweep run --dry-run on this machine.")
         {
             dir, json,
         };
@@ -157,6 +177,9 @@ static class SweepCommand
             var plan = SweepPlan.Load(path);
             var statuses = SweepStatus.Of(path, plan);
             var totals = Enum.GetValues<RunState>().ToDictionary(s => Name(s), s => statuses.Count(x => x.State == s));
+            double? Rate(RunStatus s) => s.Epoch > 0 && File.Exists(Path.Combine(SweepStatus.RunDir(path, s.Run), "metrics.csv"))
+                ? RunCost.Rate(s.Run.Config, RunCsv.ReadMetrics(Path.Combine(SweepStatus.RunDir(path, s.Run), "metrics.csv")))
+                : null;
             if (parse.GetValue(json))
             {
                 var result = new JsonObject
@@ -165,7 +188,7 @@ static class SweepCommand
                     ["runs"] = new JsonArray([.. statuses.Select(s => (JsonNode)new JsonObject
                     {
                         ["index"] = s.Run.Index, ["name"] = s.Run.Name, ["state"] = Name(s.State),
-                        ["epoch"] = s.Epoch, ["epochs"] = s.Epochs, ["detail"] = s.Detail,
+                        ["epoch"] = s.Epoch, ["epochs"] = s.Epochs, ["detail"] = s.Detail, ["multiply_adds_per_second"] = Rate(s),
                     })]),
                     ["totals"] = JsonSerializer.SerializeToNode(totals),
                 };
@@ -176,7 +199,8 @@ static class SweepCommand
                 foreach (var s in statuses)
                 {
                     var epochs = s.State is RunState.Running or RunState.Partial or RunState.Stale or RunState.Failed ? $" epoch {s.Epoch} of {s.Epochs}" : "";
-                    Console.WriteLine($"{Name(s.State),-8} {s.Run.Name}{epochs}{(s.Detail.Length > 0 ? " (" + s.Detail + ")" : "")}");
+                    var rate = Rate(s) is double r ? $", {r / 1e9:0.0} G multiply-adds/s" : "";
+                    Console.WriteLine($"{Name(s.State),-8} {s.Run.Name}{epochs}{rate}{(s.Detail.Length > 0 ? " (" + s.Detail + ")" : "")}");
                 }
                 Console.WriteLine(string.Join(", ", totals.Where(t => t.Value > 0).Select(t => $"{t.Value} {t.Key}")) + $" of {statuses.Count} runs");
             }

@@ -126,6 +126,14 @@ public static partial class Gemm
             $"the managed kernel otherwise; OpenBLAS: {OpenBlas.InstallHint}).");
     }
 
+    [ThreadStatic] static long multiplyAdds;
+
+    /// <summary>
+    /// The multiply-adds (m n k) of every GEMM call made on this thread so far: what <see cref="Experiments.RunCost"/>
+    /// counts ahead of a run, measured.
+    /// </summary>
+    public static long MultiplyAdds => multiplyAdds;
+
     /// <summary>C[m, n] = alpha * op(A) op(B) + beta * C with the active backend (<see cref="Kernel"/>).</summary>
     /// <param name="transA">A is stored [k, m] (op(A) = A^T) instead of [m, k].</param>
     /// <param name="transB">B is stored [n, k] (op(B) = B^T) instead of [k, n].</param>
@@ -177,6 +185,7 @@ public static partial class Gemm
             throw new ArgumentOutOfRangeException(nameof(backend), backend, "unknown GEMM backend");
 
         if (m == 0 || n == 0) return;
+        multiplyAdds += (long)m * n * k;
         if (k == 0 || alpha == 0f)
         {
             // NOTE: BLAS semantics: A and B are not referenced, C = beta * C, and beta == 0 writes

@@ -17,7 +17,7 @@ public static class MixtureVae
         for (int w = 1; w <= hidden[0] * 4; w++)
         {
             var widths = hidden.Select(h => Math.Max(1, (int)Math.Round((double)h * w / hidden[0]))).ToArray();
-            long gap = Math.Abs(layout.Count * ParameterCount(input, layout.Size, widths, decoder, batchNorm) - (long)target);
+            long gap = Math.Abs(layout.Count * VaeShape.ParameterCount(input, layout.Size, widths, decoder, batchNorm) - (long)target);
             if (gap < bestGap)
             {
                 bestGap = gap;
@@ -25,20 +25,6 @@ public static class MixtureVae
             }
         }
         return best;
-    }
-
-    /// <summary>The parameter count of a <see cref="Vae{T}"/> with these sizes (closed form).</summary>
-    public static long ParameterCount(int input, int latent, IReadOnlyList<int> hidden, DecoderKind decoder, bool batchNorm)
-    {
-        long count = 0;
-        long Layer(int i, int o) => (long)i * o + o;
-        int width = input;
-        foreach (int h in hidden) { count += Layer(width, h) + (batchNorm ? 2L * h : 0); width = h; }
-        count += 2 * Layer(width, latent);
-        width = latent;
-        foreach (int h in hidden) { count += Layer(width, h) + (batchNorm ? 2L * h : 0); width = h; }
-        count += (decoder == DecoderKind.Bernoulli ? 1 : 2) * Layer(width, input);
-        return count;
     }
 }
 

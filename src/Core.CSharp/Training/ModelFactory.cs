@@ -31,15 +31,25 @@ public static class ModelFactory
                 return new EpitomicVae<T>(Net(config.Latent, config.Hidden), Layout(config));
             default:
                 var layout = Layout(config);
-                long target = MixtureVae.ParameterCount(input, config.Latent, config.Hidden, config.Decoder, config.Batchnorm);
-                var widths = MixtureVae.MatchedHidden((int)target, layout, input, config.Hidden, config.Decoder, config.Batchnorm);
-                long count = layout.Count * MixtureVae.ParameterCount(input, layout.Size, widths, config.Decoder, config.Batchnorm);
-                if (Math.Abs(count - target) > MixtureParameterTolerance * target)
-                    throw new VaeResearchException(
-                        $"no mixture of {layout.Count} VAEs with K = {layout.Size} units matches the eVAE's {target} parameters within 5% " +
-                        $"(closest: hidden {string.Join(",", widths)} with {count}); use fewer epitomes or wider hidden layers");
+                var widths = MixtureHidden(config, input, layout);
                 return new MixtureVae<T>(context, layout, _ => Net(layout.Size, widths));
         }
+    }
+
+    /// <summary>
+    /// The hidden widths of each mVAE component of <paramref name="config"/>: the mixture's parameter count matches the
+    /// eVAE's with the same sizes within <see cref="MixtureParameterTolerance"/>, or the configuration is refused.
+    /// </summary>
+    public static int[] MixtureHidden(TrainConfig config, int input, EpitomeLayout layout)
+    {
+        long target = VaeShape.ParameterCount(input, config.Latent, config.Hidden, config.Decoder, config.Batchnorm);
+        var widths = MixtureVae.MatchedHidden((int)target, layout, input, config.Hidden, config.Decoder, config.Batchnorm);
+        long count = layout.Count * VaeShape.ParameterCount(input, layout.Size, widths, config.Decoder, config.Batchnorm);
+        if (Math.Abs(count - target) > MixtureParameterTolerance * target)
+            throw new VaeResearchException(
+                $"no mixture of {layout.Count} VAEs with K = {layout.Size} units matches the eVAE's {target} parameters within 5% " +
+                $"(closest: hidden {string.Join(",", widths)} with {count}); use fewer epitomes or wider hidden layers");
+        return widths;
     }
 
     /// <summary>
