@@ -207,6 +207,16 @@ let tests =
             let figs = folder.Sub "figs"
             succeeds [ "sweep"; "figures"; out; "--out"; figs ] |> ignore
             Expect.stringContains (File.ReadAllText(Path.Combine(figs, "figures.md"))) $"- {Path.GetFileName(List.last (runDirs out))}: " "the broken run is left out, with the reason"
+            // A trained run whose evaluation is still to come: its hours to go are its L_10's count at the rate it reached.
+            File.Delete(Path.Combine(List.head (runDirs out), ".done.json"))
+            use partial = JsonDocument.Parse((vae [ "sweep"; "status"; out; "--json" ]).Stdout)
+            let first = partial.RootElement.GetProperty("runs").[0]
+            Expect.equal (first.GetProperty("state").GetString()) "partial" "without its .done.json"
+            let evaluation = RunCost.Of(plan.Runs.[0].Config, Nullable 10, EvaluationBudget.PerEpitome, Nullable 100, completedEpochs = 1)
+            Expect.equal evaluation.Training 0.0 "nothing left to train"
+            Expect.floatClose Accuracy.veryHigh (first.GetProperty("hours_to_go").GetDouble())
+                (evaluation.Total / first.GetProperty("multiply_adds_per_second").GetDouble() / 3600.0) "hours to go"
+            Expect.equal (partial.RootElement.GetProperty("runs").[1].GetProperty("hours_to_go").ValueKind) JsonValueKind.Null "a done run has none"
 
         testCase "every spec in paper-results/specs expands to the paper's grid, and every model builds" <| fun () ->
             // The runs each table or figure describes (see the comments at the top of each spec).

@@ -78,10 +78,8 @@ static class SweepCommand
                 $"{(!retry && statuses.Any(s => s.State == RunState.Failed) ? $", {statuses.Count(s => s.State == RunState.Failed)} failed (--retry-failed runs them again)" : "")}");
             if (parse.GetValue(dryRun))
             {
-                var budget = ParseEnum<EvaluationBudget>(plan.Eval.Budget ?? "per_epitome");
                 // What every run still to train needs, here or elsewhere (a running run's remaining epochs, from its last checkpoint).
-                double Remaining(RunStatus s) => s.State == RunState.Done || (s.State == RunState.Failed && !retry) ? 0
-                    : RunCost.Of(s.Run.Config, plan.Eval.K, budget, plan.Eval.Subset, s.Epoch).Total;
+                double Remaining(RunStatus s) => s.State == RunState.Done || (s.State == RunState.Failed && !retry) ? 0 : ToGo(plan, s);
                 foreach (var s in statuses)
                     Console.WriteLine($"  {PlannedAction(s, retry),-8} {s.Run.Index,4}  {Remaining(s) / perCore / 3600,7:0.0} h  {s.Run.Name}  [{s.Run.Hash}]" +
                         $"{(s.Detail.Length > 0 ? "  " + s.Detail : "")}");
@@ -99,6 +97,10 @@ static class SweepCommand
         }));
         return command;
     }
+
+    /// <summary>The multiply-adds <paramref name="s"/> still needs: its epochs after the last checkpoint, then the sweep's evaluation.</summary>
+    static double ToGo(SweepPlan plan, RunStatus s) =>
+        RunCost.Of(s.Run.Config, plan.Eval.K, ParseEnum<EvaluationBudget>(plan.Eval.Budget ?? "per_epitome"), plan.Eval.Subset, s.Epoch).Total;
 
     static string PlannedAction(RunStatus s, bool retry) => s.State switch
     {
@@ -164,10 +166,14 @@ static class SweepCommand
     static Command StatusCommand()
     {
         var dir = SweepDir();
-        var json = new Option<bool>("--json") { Description = "One JSON object per run (state, epoch, epochs, detail, multiply_adds_per_second) and the totals." };
+        var json = new Option<bool>("--json")
+        {
+            Description = "One JSON object per run (state, epoch, epochs, detail, multiply_adds_per_second, hours_to_go) and the totals.",
+        };
         var command = new Command("status", "One line per run (done, running, partial, stale, failed, pending) and the totals; exit code 0 when all are done. " +
             "A run with trained epochs also shows the multiply-adds per second they reached (their count, as --dry-run makes it, over the " +
-            "seconds metrics.csv records): the --rate of sweep run --dry-run on this machine.")
+            "seconds metrics.csv records: the --rate of sweep run --dry-run on this machine), and an unfinished one the hours its " +
+            "remaining epochs and evaluation take at that rate.")
         {
             dir, json,
         };
@@ -177,8 +183,13 @@ static class SweepCommand
             var plan = SweepPlan.Load(path);
             var statuses = SweepStatus.Of(path, plan);
             var totals = Enum.GetValues<RunState>().ToDictionary(s => Name(s), s => statuses.Count(x => x.State == s));
-            double? Rate(RunStatus s) => s.Epoch > 0 && File.Exists(Path.Combine(SweepStatus.RunDir(path, s.Run), "metrics.csv"))
-                ? RunCost.Rate(s.Run.Config, RunCsv.ReadMetrics(Path.Combine(SweepStatus.RunDir(path, s.Run), "metrics.csv")))
+            var rates = statuses.ToDictionary(s => s.Run.Index, s =>
+                s.Epoch > 0 && File.Exists(Path.Combine(SweepStatus.RunDir(path, s.Run), "metrics.csv"))
+                    ? RunCost.Rate(s.Run.Config, RunCsv.ReadMetrics(Path.Combine(SweepStatus.RunDir(path, s.Run), "metrics.csv")))
+                    : null);
+            // An unfinished run with timed epochs: the hours its remaining count takes at the rate it has reached.
+            double? HoursToGo(RunStatus s) => s.State is RunState.Running or RunState.Partial or RunState.Stale && rates[s.Run.Index] is double r
+                ? ToGo(plan, s) / r / 3600
                 : null;
             if (parse.GetValue(json))
             {
@@ -188,7 +199,8 @@ static class SweepCommand
                     ["runs"] = new JsonArray([.. statuses.Select(s => (JsonNode)new JsonObject
                     {
                         ["index"] = s.Run.Index, ["name"] = s.Run.Name, ["state"] = Name(s.State),
-                        ["epoch"] = s.Epoch, ["epochs"] = s.Epochs, ["detail"] = s.Detail, ["multiply_adds_per_second"] = Rate(s),
+                        ["epoch"] = s.Epoch, ["epochs"] = s.Epochs, ["detail"] = s.Detail, ["multiply_adds_per_second"] = rates[s.Run.Index],
+                        ["hours_to_go"] = HoursToGo(s),
                     })]),
                     ["totals"] = JsonSerializer.SerializeToNode(totals),
                 };
@@ -199,8 +211,9 @@ static class SweepCommand
                 foreach (var s in statuses)
                 {
                     var epochs = s.State is RunState.Running or RunState.Partial or RunState.Stale or RunState.Failed ? $" epoch {s.Epoch} of {s.Epochs}" : "";
-                    var rate = Rate(s) is double r ? $", {r / 1e9:0.0} G multiply-adds/s" : "";
-                    Console.WriteLine($"{Name(s.State),-8} {s.Run.Name}{epochs}{rate}{(s.Detail.Length > 0 ? " (" + s.Detail + ")" : "")}");
+                    var rate = rates[s.Run.Index] is double r ? $", {r / 1e9:0.0} G multiply-adds/s" : "";
+                    var toGo = HoursToGo(s) is double h ? $", {h:0.0} h to go" : "";
+                    Console.WriteLine($"{Name(s.State),-8} {s.Run.Name}{epochs}{rate}{toGo}{(s.Detail.Length > 0 ? " (" + s.Detail + ")" : "")}");
                 }
                 Console.WriteLine(string.Join(", ", totals.Where(t => t.Value > 0).Select(t => $"{t.Value} {t.Key}")) + $" of {statuses.Count} runs");
             }
