@@ -4,7 +4,9 @@ module VaeResearch.Properties.CostTests
 //   1. VaeShape's closed-form layers are the weight matrices the models are built with;
 //   2. RunCost counts exactly the multiply-adds the engine's GEMMs perform, for every model and the options that change
 //      the passes (k, the Gaussian decoder, the Monte-Carlo assignment, a training-image activity population, initial
-//      activity), over a whole training run from its start and from a checkpoint, and for the final L_k under every budget.
+//      activity, batch norm), over a whole training run from its start and from a checkpoint, and for the final L_k under
+//      every budget, with fewer samples than groups and with k split into chunks;
+//   3. the final evaluation without a subset is the whole test set, whatever the run trained on.
 
 open System
 open Expecto
@@ -17,7 +19,7 @@ open VaeResearch.TestSupport
 
 /// Small runs on the synthetic data (784 inputs) of <paramref name="epochs"/> epochs, one per way the passes differ: k, the
 /// Gaussian decoder with one hidden layer and activity on 40 training images from epoch 0, the eVAE (plug-in and Monte-Carlo
-/// assignment, overlapping epitomes), the mVAE.
+/// assignment, overlapping epitomes), the mVAE (with batch norm, which changes its matched widths).
 let private runs (epochs: int) =
     let spec =
         $"""name = "cost"
@@ -52,6 +54,7 @@ k = 2
 [[variants]]
 model = "mvae"
 epitome_size = 2
+batchnorm = [false, true]
 """
     SweepPlan.Expand(SweepSpec.Parse(spec, "cost.toml"), 1).Runs |> List.ofSeq
 
@@ -89,10 +92,22 @@ let tests =
                 let rest, _ = train config (name + ".resumed") true
                 Expect.equal (float rest) (RunCost.Of(config, Nullable(), completedEpochs = 1).Total) $"{name}: epochs 2-3 after a checkpoint"
                 let test = Binarizer(data.Test, config.EffectiveBinarization, config.Seed).Epoch(0)
-                for budget in [ EvaluationBudget.PerEpitome; EvaluationBudget.Total; EvaluationBudget.Ystar ] do
-                    let final, _ =
-                        counted (fun () -> Evaluation.LogLikelihoodBounds(result.Model, test, 50, 4, budget, Rng 2UL, null))
-                    let expected = RunCost.Of(config, Nullable 4, budget, Nullable 50, config.Epochs)
+                // k = 2 leaves a group of a 3-group model without samples under `total`; k = 7000 takes two chunks per epitome.
+                for budget, k, images in
+                    [ for budget in [ EvaluationBudget.PerEpitome; EvaluationBudget.Total; EvaluationBudget.Ystar ] do
+                          yield budget, 2, 50
+                          yield budget, 4, 50
+                      yield EvaluationBudget.PerEpitome, 7000, 3 ] do
+                    let final, _ = counted (fun () -> Evaluation.LogLikelihoodBounds(result.Model, test, images, k, budget, Rng 2UL, null))
+                    let expected = RunCost.Of(config, Nullable k, budget, Nullable images, config.Epochs)
                     Expect.equal expected.Training 0.0 $"{name}: nothing left to train"
-                    Expect.equal (float final) expected.Final $"{name}: L_4 on 50 images, budget {budget}"
+                    Expect.equal (float final) expected.Final $"{name}: L_{k} on {images} images, budget {budget}"
+
+        testCase "The final evaluation without a subset counts the whole test set, whatever the run trained on" <| fun () ->
+            for run in runs 3 do
+                let cost (images: Nullable<int>) = RunCost.Of(run.Config, Nullable 10, EvaluationBudget.PerEpitome, images).Final
+                let whole = cost (Nullable SyntheticData.DefaultTestCount)
+                Expect.equal (cost (Nullable())) whole $"{run.Name}: no subset is all {SyntheticData.DefaultTestCount} test images, not its test_subset of 60"
+                Expect.equal (cost (Nullable 100000)) whole $"{run.Name}: a subset beyond the test set is the test set"
+                Expect.isLessThan (cost (Nullable 60)) whole $"{run.Name}: 60 images cost less"
     ]

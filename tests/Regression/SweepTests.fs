@@ -169,13 +169,13 @@ let tests =
             Expect.equal (again.Stdout.Split('\n') |> Array.filter (fun l -> l.TrimStart().StartsWith "skip") |> Array.length) 4 "every run skipped"
             use status = JsonDocument.Parse((succeeds [ "sweep"; "status"; out; "--json" ]).Stdout)
             Expect.equal (status.RootElement.GetProperty("totals").GetProperty("done").GetInt32()) 4 "status --json totals"
-            // Each run's rate is its count over the seconds its metrics.csv records, in the text and the JSON.
+            // Each run's rate is its count over the seconds its metrics.csv records (one thread), in the text and the JSON.
             let text = (succeeds [ "sweep"; "status"; out ]).Stdout
             for run, json in Seq.zip plan.Runs (status.RootElement.GetProperty("runs").EnumerateArray()) do
                 let metrics = RunCsv.ReadMetrics(Path.Combine(SweepStatus.RunDir(out, run), "metrics.csv"))
                 let expected = float (RunCost.Of(run.Config, Nullable()).Total) / (metrics |> Seq.sumBy (fun m -> m.Seconds))
-                Expect.floatClose Accuracy.veryHigh (json.GetProperty("multiply_adds_per_second").GetDouble()) expected $"run {run.Index}'s rate"
-                Expect.stringContains text $"done     {run.Name}, {expected / 1e9:F1} G multiply-adds/s" $"run {run.Index}'s rate in the text"
+                Expect.floatClose Accuracy.veryHigh (json.GetProperty("multiply_adds_per_second_per_core").GetDouble()) expected $"run {run.Index}'s rate"
+                Expect.stringContains text $"done     {run.Name}  {expected / 1e9:F1} G multiply-adds/s per core" $"run {run.Index}'s rate in the text"
             let table = succeeds [ "sweep"; "table"; out ]
             Expect.stringContains table.Stdout "| latent |" "the table's header"
             Expect.stringContains table.Stdout "[paper 500" "the published value"
@@ -215,7 +215,7 @@ let tests =
             let evaluation = RunCost.Of(plan.Runs.[0].Config, Nullable 10, EvaluationBudget.PerEpitome, Nullable 100, completedEpochs = 1)
             Expect.equal evaluation.Training 0.0 "nothing left to train"
             Expect.floatClose Accuracy.veryHigh (first.GetProperty("hours_to_go").GetDouble())
-                (evaluation.Total / first.GetProperty("multiply_adds_per_second").GetDouble() / 3600.0) "hours to go"
+                (evaluation.Total / first.GetProperty("multiply_adds_per_second_per_core").GetDouble() / 3600.0) "hours to go"
             Expect.equal (partial.RootElement.GetProperty("runs").[1].GetProperty("hours_to_go").ValueKind) JsonValueKind.Null "a done run has none"
 
         testCase "every spec in paper-results/specs expands to the paper's grid, and every model builds" <| fun () ->

@@ -41,8 +41,8 @@ static class SweepCommand
                 "evaluations) in core-hours at --rate; run nothing.",
         };
         var rate = Value("--rate", "Billions of multiply-adds per second per core that --dry-run's hours assume: take it from `vae sweep " +
-            "status` of runs trained on the same machine. The default is what Table 2's campaign runs reached on one thread each, two " +
-            "runs side by side on a 2-core AVX-512 machine (33-39); small models at k = 1 and batch 20 reach less (14-20).", 35.0);
+            "status` of runs trained on the same machine. The default is about what the eVAE paper's Table 2 runs reached here, one " +
+            "thread each and two or more runs on a 2-core AVX-512 machine (25-39).", 35.0);
         var retryFailed = new Option<bool>("--retry-failed") { Description = "Run failed runs again (by default they are left for you to look at)." };
         var only = IntList("--only", "Train only these runs, by their index in the plan (comma-separated; --dry-run lists the indices): " +
             "to choose which runs go first. sweep.json still holds the whole plan.", []);
@@ -60,7 +60,7 @@ static class SweepCommand
             int workerCount = parse.GetValue(workers) ?? Math.Max(1, Environment.ProcessorCount / threads);
             if (workerCount < 1) throw new ConfigException("workers", $"must be >= 1, got {workerCount}");
             double perCore = parse.GetValue(rate) * 1e9;
-            if (!(perCore > 0)) throw new ConfigException("rate", $"must be > 0, got {parse.GetValue(rate)}");
+            if (parse.GetValue(dryRun) && !(perCore > 0)) throw new ConfigException("rate", $"must be > 0, got {parse.GetValue(rate)}");
             var dir = parse.GetValue(outDir)!.FullName;
             var plan = SweepPlan.Expand(SweepSpec.Load(parse.GetValue(spec)!.FullName), threads);
             CheckFolders(dir, plan);
@@ -79,13 +79,15 @@ static class SweepCommand
             if (parse.GetValue(dryRun))
             {
                 // What every run still to train needs, here or elsewhere (a running run's remaining epochs, from its last checkpoint).
-                double Remaining(RunStatus s) => s.State == RunState.Done || (s.State == RunState.Failed && !retry) ? 0 : ToGo(plan, s);
-                foreach (var s in statuses)
-                    Console.WriteLine($"  {PlannedAction(s, retry),-8} {s.Run.Index,4}  {Remaining(s) / perCore / 3600,7:0.0} h  {s.Run.Name}  [{s.Run.Hash}]" +
-                        $"{(s.Detail.Length > 0 ? "  " + s.Detail : "")}");
-                double total = statuses.Sum(Remaining);
+                var remaining = statuses.Select(s => s.State == RunState.Done || (s.State == RunState.Failed && !retry) ? 0 : ToGo(plan, s)).ToList();
+                foreach (var (s, cost) in statuses.Zip(remaining))
+                    Console.WriteLine($"  {PlannedAction(s, retry),-8} {s.Run.Index,4}  {(cost is double c ? $"{c / perCore / 3600:0.0}" : "?"),7} h  {s.Run.Name}  " +
+                        $"[{s.Run.Hash}]{(s.Detail.Length > 0 ? "  " + s.Detail : "")}");
+                double total = remaining.Sum(c => c ?? 0);
+                int unknown = remaining.Count(c => c is null);
                 Console.WriteLine($"compute still needed: {total / perCore / 3600:0.0} core-hours, {total / 1e12:0} T multiply-adds at " +
-                    $"{perCore / 1e9:0.#} G/s per core (--rate)");
+                    $"{perCore / 1e9:0.#} G/s per core (--rate)" +
+                    (unknown > 0 ? $"; {unknown} runs (?) not counted: their model cannot be built (vae train says why)" : ""));
                 return 0;
             }
             plan.Save(dir);
@@ -98,9 +100,21 @@ static class SweepCommand
         return command;
     }
 
-    /// <summary>The multiply-adds <paramref name="s"/> still needs: its epochs after the last checkpoint, then the sweep's evaluation.</summary>
-    static double ToGo(SweepPlan plan, RunStatus s) =>
-        RunCost.Of(s.Run.Config, plan.Eval.K, ParseEnum<EvaluationBudget>(plan.Eval.Budget ?? "per_epitome"), plan.Eval.Subset, s.Epoch).Total;
+    /// <summary>
+    /// The multiply-adds <paramref name="s"/> still needs: its epochs after the last one in metrics.csv, then the sweep's
+    /// evaluation; null when its model cannot be built (an mVAE whose widths match no eVAE).
+    /// </summary>
+    static double? ToGo(SweepPlan plan, RunStatus s)
+    {
+        try
+        {
+            return RunCost.Of(s.Run.Config, plan.Eval.K, ParseEnum<EvaluationBudget>(plan.Eval.Budget ?? "per_epitome"), plan.Eval.Subset, s.Epoch).Total;
+        }
+        catch (VaeResearchException)
+        {
+            return null;
+        }
+    }
 
     static string PlannedAction(RunStatus s, bool retry) => s.State switch
     {
@@ -168,12 +182,12 @@ static class SweepCommand
         var dir = SweepDir();
         var json = new Option<bool>("--json")
         {
-            Description = "One JSON object per run (state, epoch, epochs, detail, multiply_adds_per_second, hours_to_go) and the totals.",
+            Description = "One JSON object per run (state, epoch, epochs, detail, multiply_adds_per_second_per_core, hours_to_go) and the totals.",
         };
         var command = new Command("status", "One line per run (done, running, partial, stale, failed, pending) and the totals; exit code 0 when all are done. " +
-            "A run with trained epochs also shows the multiply-adds per second they reached (their count, as --dry-run makes it, over the " +
-            "seconds metrics.csv records: the --rate of sweep run --dry-run on this machine), and an unfinished one the hours its " +
-            "remaining epochs and evaluation take at that rate.")
+            "A run with trained epochs also shows the multiply-adds per second and core they reached (their count, as --dry-run makes it, " +
+            "over the seconds metrics.csv records and the run's threads: the --rate of sweep run --dry-run on this machine), and an " +
+            "unfinished one the hours its remaining epochs and evaluation take at that rate.")
         {
             dir, json,
         };
@@ -183,14 +197,12 @@ static class SweepCommand
             var plan = SweepPlan.Load(path);
             var statuses = SweepStatus.Of(path, plan);
             var totals = Enum.GetValues<RunState>().ToDictionary(s => Name(s), s => statuses.Count(x => x.State == s));
-            var rates = statuses.ToDictionary(s => s.Run.Index, s =>
-                s.Epoch > 0 && File.Exists(Path.Combine(SweepStatus.RunDir(path, s.Run), "metrics.csv"))
-                    ? RunCost.Rate(s.Run.Config, RunCsv.ReadMetrics(Path.Combine(SweepStatus.RunDir(path, s.Run), "metrics.csv")))
-                    : null);
+            var rates = statuses.ToDictionary(s => s.Run.Index, s => s.Epoch > 0 ? RateOf(SweepStatus.RunDir(path, s.Run), s.Run.Config, plan.ThreadsPerRun) : null);
             // An unfinished run with timed epochs: the hours its remaining count takes at the rate it has reached.
-            double? HoursToGo(RunStatus s) => s.State is RunState.Running or RunState.Partial or RunState.Stale && rates[s.Run.Index] is double r
-                ? ToGo(plan, s) / r / 3600
-                : null;
+            double? HoursToGo(RunStatus s) =>
+                s.State is RunState.Running or RunState.Partial or RunState.Stale && rates[s.Run.Index] is { } rate && ToGo(plan, s) is double cost
+                    ? cost / (rate.PerCore * rate.Threads) / 3600
+                    : null;
             if (parse.GetValue(json))
             {
                 var result = new JsonObject
@@ -199,7 +211,7 @@ static class SweepCommand
                     ["runs"] = new JsonArray([.. statuses.Select(s => (JsonNode)new JsonObject
                     {
                         ["index"] = s.Run.Index, ["name"] = s.Run.Name, ["state"] = Name(s.State),
-                        ["epoch"] = s.Epoch, ["epochs"] = s.Epochs, ["detail"] = s.Detail, ["multiply_adds_per_second"] = rates[s.Run.Index],
+                        ["epoch"] = s.Epoch, ["epochs"] = s.Epochs, ["detail"] = s.Detail, ["multiply_adds_per_second_per_core"] = rates[s.Run.Index]?.PerCore,
                         ["hours_to_go"] = HoursToGo(s),
                     })]),
                     ["totals"] = JsonSerializer.SerializeToNode(totals),
@@ -211,7 +223,8 @@ static class SweepCommand
                 foreach (var s in statuses)
                 {
                     var epochs = s.State is RunState.Running or RunState.Partial or RunState.Stale or RunState.Failed ? $" epoch {s.Epoch} of {s.Epochs}" : "";
-                    var rate = rates[s.Run.Index] is double r ? $", {r / 1e9:0.0} G multiply-adds/s" : "";
+                    // NOTE: the extras follow the name after two spaces: scripts/campaign.sh reads "done NAME" up to a space.
+                    var rate = rates[s.Run.Index] is { } r ? $"  {r.PerCore / 1e9:0.0} G multiply-adds/s per core" : "";
                     var toGo = HoursToGo(s) is double h ? $", {h:0.0} h to go" : "";
                     Console.WriteLine($"{Name(s.State),-8} {s.Run.Name}{epochs}{rate}{toGo}{(s.Detail.Length > 0 ? " (" + s.Detail + ")" : "")}");
                 }
@@ -223,6 +236,24 @@ static class SweepCommand
     }
 
     static string Name(RunState state) => state.ToString().ToLowerInvariant();
+
+    /// <summary>
+    /// The multiply-adds per core and second a run's timed epochs reached, and the threads it trained on (config.json's,
+    /// else the sweep's); null where its files cannot be read.
+    /// </summary>
+    static (double PerCore, int Threads)? RateOf(string runDir, TrainConfig config, int sweepThreads)
+    {
+        try
+        {
+            var run = RunFolder.Open(runDir);
+            int threads = run.ReadThreads() ?? sweepThreads;
+            return RunCost.Rate(config, RunCsv.ReadMetrics(run.MetricsPath), threads) is double perCore ? (perCore, threads) : null;
+        }
+        catch (Exception e) when (e is VaeResearchException or IOException or JsonException)
+        {
+            return null;
+        }
+    }
 
     static Command FiguresCommand()
     {

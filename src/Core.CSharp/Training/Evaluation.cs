@@ -102,6 +102,13 @@ public static class Evaluation
         return Enumerable.Range(0, groups).Select(y => k / groups + (y < k % groups ? 1 : 0)).ToArray();
     }
 
+    /// <summary>
+    /// Importance samples per forward pass when <paramref name="k"/> are drawn under <paramref name="budget"/>: the
+    /// marginal over every group (per epitome, or a model without groups) passes all groups' samples at once.
+    /// </summary>
+    public static int Chunk(EvaluationBudget budget, int k, int groups) =>
+        Math.Max(1, Math.Min(k, budget == EvaluationBudget.PerEpitome || groups == 1 ? RowBudget / groups : RowBudget));
+
     /// <summary>Importance samples drawn per image by <paramref name="budget"/>: k G per epitome, else k.</summary>
     public static long SamplesDrawn(EvaluationBudget budget, int k, int groups) =>
         budget == EvaluationBudget.PerEpitome ? (long)k * groups : k;

@@ -62,7 +62,7 @@ public sealed class ModelEvaluator<T>(GenerativeModel<T> model) : IModelEvaluato
     /// </summary>
     double[] Marginal(float[] images, int count, int k, Rng rng, Action<int>? progress)
     {
-        int chunk = Math.Max(1, Math.Min(k, Evaluation.RowBudget / model.Groups));
+        int chunk = Evaluation.Chunk(EvaluationBudget.PerEpitome, k, model.Groups);
         int batch = Math.Max(1, Math.Min(count, Evaluation.RowBudget / (chunk * model.Groups)));
         var result = new double[count];
         ForEachBatch(images, count, batch, (x, start, n) =>
@@ -88,7 +88,7 @@ public sealed class ModelEvaluator<T>(GenerativeModel<T> model) : IModelEvaluato
         int groups = model.Groups;
         var allocation = Evaluation.Allocation(k, groups);
         double logPriorY = -Math.Log(groups);
-        int chunk = Math.Max(1, Math.Min(k, Evaluation.RowBudget));
+        int chunk = Evaluation.Chunk(budget, k, groups);
         int batch = Math.Max(1, Math.Min(count, Evaluation.RowBudget / chunk));
         var result = new double[count];
         ForEachBatch(images, count, batch, (x, start, n) =>
