@@ -137,6 +137,19 @@ let tests =
                 let eval (dir: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "eval.json"))).RootElement.GetProperty("nll").GetDouble()
                 Expect.equal (eval b) (eval a) $"{Path.GetFileName b}: the same L_10"
 
+        testCase "a dry run shows a run whose model cannot be built as unknown, and counts the others" <| fun () ->
+            use folder = new TempFolder("vae-sweep-cost-")
+            let specPath =
+                writeSpec folder "unbuildable.toml" "name = \"unbuildable\"\ndescription = \"no mixture of 40 one-unit VAEs matches\"\n[base]\n\
+                                                      dataset = \"synthetic\"\nhidden = \"2\"\nlatent = 40\nepochs = 1\n\
+                                                      [[variants]]\nmodel = \"mvae\"\nepitome_size = 1\n[[variants]]\nmodel = \"vae\"\n"
+            let dry = succeeds [ "sweep"; "run"; specPath; "--out"; folder.Sub "out"; "--dry-run"; "--rate"; "1e-6" ]
+            let vaeRun = SweepPlan.Expand(SweepSpec.Load specPath, 1).Runs.[1]
+            let hours = RunCost.Of(vaeRun.Config, Nullable()).Total / 1000.0 / 3600.0
+            Expect.stringContains dry.Stdout "start       0        ? h  model=mvae,epitome_size=1" "the mVAE's cost is unknown"
+            Expect.stringContains dry.Stdout $"compute still needed: {hours:F1} core-hours" "the VAE alone is counted"
+            Expect.stringContains dry.Stdout "not counted: 1 of the runs (?), whose model cannot be built" "and the total says so"
+
         testCase "status, dry run, --only and table of a finished sweep; a changed spec is refused before anything runs" <| fun () ->
             use folder = new TempFolder("vae-sweep-cli-")
             let specPath = writeSpec folder "spec.toml" (spec 1 "0.001")

@@ -87,7 +87,7 @@ static class SweepCommand
                 int unknown = remaining.Count(c => c is null);
                 Console.WriteLine($"compute still needed: {total / perCore / 3600:0.0} core-hours, {total / 1e12:0} T multiply-adds at " +
                     $"{perCore / 1e9:0.#} G/s per core (--rate)" +
-                    (unknown > 0 ? $"; {unknown} runs (?) not counted: their model cannot be built (vae train says why)" : ""));
+                    (unknown > 0 ? $"; not counted: {unknown} of the runs (?), whose model cannot be built (vae train says why)" : ""));
                 return 0;
             }
             plan.Save(dir);
