@@ -78,7 +78,7 @@ static class SweepCommand
                 $"{(!retry && statuses.Any(s => s.State == RunState.Failed) ? $", {statuses.Count(s => s.State == RunState.Failed)} failed (--retry-failed runs them again)" : "")}");
             if (parse.GetValue(dryRun))
             {
-                // What every run still to train needs, here or elsewhere (a running run's remaining epochs, from its last checkpoint).
+                // What every run still to train needs, here or elsewhere (a running run's epochs after the last in its metrics.csv).
                 var remaining = statuses.Select(s => s.State == RunState.Done || (s.State == RunState.Failed && !retry) ? 0 : ToGo(plan, s)).ToList();
                 foreach (var (s, cost) in statuses.Zip(remaining))
                     Console.WriteLine($"  {PlannedAction(s, retry),-8} {s.Run.Index,4}  {(cost is double c ? $"{c / perCore / 3600:0.0}" : "?"),7} h  {s.Run.Name}  " +
@@ -249,7 +249,7 @@ static class SweepCommand
             int threads = run.ReadThreads() ?? sweepThreads;
             return RunCost.Rate(config, RunCsv.ReadMetrics(run.MetricsPath), threads) is double perCore ? (perCore, threads) : null;
         }
-        catch (Exception e) when (e is VaeResearchException or IOException or JsonException)
+        catch (Exception e) when (e is VaeResearchException or IOException or JsonException or InvalidOperationException or FormatException)
         {
             return null;
         }
