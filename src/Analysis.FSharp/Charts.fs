@@ -32,7 +32,9 @@ type LineChart =
       /// Whether x takes integer values only (epochs): ticks at integers.
       IntegerX: bool
       /// Include 0 in the y range (counts).
-      YFromZero: bool }
+      YFromZero: bool
+      /// x on a log(1 + x) scale, ticks at 0, 1, 2, 5, 10, 20, ...: long runs whose first epochs matter most.
+      LogX: bool }
 
 /// SVG charts of runs and unit statistics.
 [<RequireQualifiedAccess>]
@@ -49,6 +51,11 @@ module Charts =
     /// At most this many epoch columns in a shade plot; longer runs are binned (geometric mean per bin).
     [<Literal>]
     let MaxShadeColumns = 300
+
+    /// Runs of at least this many epochs get a log(1 + epoch) axis in the active-units chart: Burda et al.'s 3280-epoch
+    /// runs prune their units in the first few dozen.
+    [<Literal>]
+    let LogEpochsFrom = 1000
 
     /// Activities below this floor are drawn at the floor in the shade plot (log scale).
     [<Literal>]
@@ -94,15 +101,31 @@ module Charts =
 
     let private tickFont = [ "font-size", "11"; "fill", "#333" ]
 
-    /// Axes, grid, ticks and labels of a plot; returns the nodes and the x and y maps to pixels.
-    let private axes (plot: Plot) (title: string) (xLabel: string) (yLabel: string) (xr: float * float * float[] * float) (yr: float * float * float[] * float) =
-        let x0, x1, xTicks, xStep = xr
+    /// <summary>
+    /// Ticks of a log(1 + x) axis over [0, hi]: (axis minimum, axis maximum, tick positions, the label of a position),
+    /// positions log10(1 + v) for v in 0, 1, 2, 5, 10, 20, 50, ... up to hi.
+    /// </summary>
+    let logTicks (hi: float) =
+        let hi = max 1.0 hi
+        let values = [| yield 0.0; for d in 0 .. int (floor (log10 hi)) do for m in [ 1.0; 2.0; 5.0 ] do if m * 10.0 ** float d <= hi then yield m * 10.0 ** float d |]
+        0.0, log10 (1.0 + hi), values |> Array.map (fun v -> log10 (1.0 + v)),
+        fun (p: float) -> (round (10.0 ** p - 1.0)).ToString("F0", CultureInfo.InvariantCulture)
+
+    /// A linear axis from <see cref="ticks"/>: its ticks labelled with the decimals their step needs.
+    let private labelled (lo: float, hi: float, values: float[], step: float) = lo, hi, values, tickLabel step
+
+    /// Axes, grid, ticks and labels of a plot; returns the nodes and the x and y maps to pixels. A tick's label is
+    /// <paramref name="xTickLabel"/> of its x.
+    let private axes (plot: Plot) (title: string) (xLabel: string) (yLabel: string) (xr: float * float * float[] * (float -> string))
+        (yr: float * float * float[] * float) =
+        let x0, x1, xTicks, xTickLabel = xr
         let y0, y1, yTicks, yStep = yr
         let px x = plot.Left + (x - x0) / (x1 - x0) * plot.Width
         let py y = plot.Top + plot.Height - (y - y0) / (y1 - y0) * plot.Height
         let bottom = plot.Top + plot.Height
         let nodes =
-            [ Svg.text (plot.Left + plot.Width / 2.0) 24.0 "middle" title [ "font-size", "15"; "font-weight", "bold" ]
+            // NOTE: centred on the chart, not the plot (a legend or colour bar narrows the plot), and shrunk to fit it.
+            [ Svg.text (Width / 2.0) 24.0 "middle" title [ "font-size", Svg.num (min 15.0 ((Width - 16.0) / (0.62 * float (max 1 title.Length)))); "font-weight", "bold" ]
               Svg.group [ "class", "grid"; "stroke", "#e5e5e5"; "stroke-width", "1" ] [
                   for t in xTicks do
                       Svg.line (px t) plot.Top (px t) bottom []
@@ -112,7 +135,7 @@ module Charts =
               Svg.group [ "class", "x-axis" ] [
                   for t in xTicks do
                       Svg.line (px t) bottom (px t) (bottom + 5.0) [ "stroke", "#333" ]
-                      Svg.text (px t) (bottom + 18.0) "middle" (tickLabel xStep t) tickFont
+                      Svg.text (px t) (bottom + 18.0) "middle" (xTickLabel t) tickFont
                   Svg.text (plot.Left + plot.Width / 2.0) (bottom + 42.0) "middle" xLabel [ "font-size", "13" ] ]
               Svg.group [ "class", "y-axis" ] [
                   for t in yTicks do
@@ -140,6 +163,7 @@ module Charts =
     /// A line chart with axes, ticks, grid and a legend; each series is a &lt;g class="series"&gt; with a &lt;title&gt;.
     /// </summary>
     let lineChart (chart: LineChart) : SvgNode =
+        let toX x = if chart.LogX then log10 (1.0 + x) else x
         let finite = chart.Series |> List.collect (fun s -> s.Points |> Array.filter (fun (x, y) -> Double.IsFinite x && Double.IsFinite y) |> Array.toList)
         let xs, ys = List.map fst finite, List.map snd finite
         let range values fallback = if List.isEmpty values then fallback else List.min values, List.max values
@@ -148,8 +172,11 @@ module Charts =
         let yLo, yHi = if chart.YFromZero then min 0.0 yLo, max 0.0 yHi else yLo, yHi
         let longest = chart.Series |> List.map (fun s -> (shorten s.Name).Length) |> List.fold max 0
         let plot = plotArea (if chart.Series.IsEmpty then 0.0 else 40.0 + 6.5 * float longest)
-        let frame, px, py =
-            axes plot chart.Title chart.XLabel chart.YLabel (ticks xLo xHi 8 chart.IntegerX false) (ticks yLo yHi 6 (chart.YFromZero && chart.IntegerX) true)
+        let xAxis =
+            if chart.LogX then logTicks xHi
+            else labelled (ticks xLo xHi 8 chart.IntegerX false)
+        let frame, px, py = axes plot chart.Title chart.XLabel chart.YLabel xAxis (ticks yLo yHi 6 (chart.YFromZero && chart.IntegerX) true)
+        let px x = px (toX x)
         let series =
             [ for s in chart.Series do
                   let points = s.Points |> Array.filter (fun (x, y) -> Double.IsFinite x && Double.IsFinite y)
@@ -185,22 +212,25 @@ module Charts =
                       { Name = $"{run.Name} test"; Points = perEpoch label test; Colour = Svg.colour i; Dashed = false }
                       { Name = $"{run.Name} train"; Points = perEpoch label train; Colour = Svg.colour i; Dashed = true } ]
               IntegerX = true
-              YFromZero = false }
+              YFromZero = false
+              LogX = false }
 
     /// <summary>
     /// Active units (A_u above <paramref name="threshold"/>) per epoch for several runs, from their activity frame.
     /// </summary>
     let activeUnits (runs: Run list) (threshold: float) : SvgNode =
         let counts = Activity.activeByEpoch threshold (RunStore.activityFrame runs) |> Deedle.Series.mapValues float
+        let logX = counts.Keys |> Seq.map snd |> Seq.fold max 0 >= LogEpochsFrom
         lineChart
             { Title = $"Active units per epoch (A_u > {threshold.ToString(CultureInfo.InvariantCulture)})"
-              XLabel = "epoch"
+              XLabel = if logX then "epoch (log scale: log(1 + epoch))" else "epoch"
               YLabel = "active units"
               Series =
                 [ for i, (run, label) in List.indexed (List.zip runs (RunStore.labels runs)) ->
                       { Name = run.Name; Points = perEpoch label counts; Colour = Svg.colour i; Dashed = false } ]
               IntegerX = true
-              YFromZero = true }
+              YFromZero = true
+              LogX = logX }
 
     /// Anchors of the shade plot's colour ramp (viridis, dark = inactive, yellow = active).
     let private ramp =
@@ -245,7 +275,7 @@ module Charts =
         let frame, px, _ =
             axes plot $"Activity per unit and epoch: {run.Name}" "epoch"
                 "unit, sorted by initial activity (rank)"
-                (fst xRange, snd xRange, xTicks, xStep) (0.5, units + 0.5, [||], yStep)
+                (labelled (fst xRange, snd xRange, xTicks, xStep)) (0.5, units + 0.5, [||], yStep)
         let rowHeight = plot.Height / units
         let rowTop rank = plot.Top + float rank * rowHeight
         let columnX c = px (firstEpoch - halfColumn + float c * 2.0 * halfColumn)
@@ -307,7 +337,7 @@ module Charts =
         let frame, px, py =
             axes plot $"{title}: {active} of {n} units active (A_u > {threshold.ToString(CultureInfo.InvariantCulture)})"
                 "unit rank (sorted by activity)" "activity A_u = Cov_x(E_q[u])"
-                (ticks 0.5 (float (max 1 n) + 0.5) 10 true false |> fun (_, _, t, s) -> 0.5, float (max 1 n) + 0.5, t |> Array.filter (fun v -> v >= 1.0), s)
+                (ticks 0.5 (float (max 1 n) + 0.5) 10 true false |> fun (_, _, t, s) -> labelled (0.5, float (max 1 n) + 0.5, t |> Array.filter (fun v -> v >= 1.0), s))
                 (ticks 0.0 maxActivity 6 false true)
         let k0, k1, klTicks, klStep = ticks 0.0 (max maxKl 1e-3) 6 false true
         let pk v = plot.Top + plot.Height - (v - k0) / (k1 - k0) * plot.Height
@@ -362,7 +392,7 @@ module Charts =
         // Equal scales on both axes: a square plot over the union of both ranges.
         let lo = min (fst (span xs)) (fst (span ys))
         let hi = max (snd (span xs)) (snd (span ys))
-        let frame, px, py = axes plot title "z_1 (posterior mean)" "z_2 (posterior mean)" (ticks lo hi 6 false true) (ticks lo hi 6 false true)
+        let frame, px, py = axes plot title "z_1 (posterior mean)" "z_2 (posterior mean)" (labelled (ticks lo hi 6 false true)) (ticks lo hi 6 false true)
         let classes = labels |> Array.distinct |> Array.sort
         let groups =
             [ for c in classes ->

@@ -100,7 +100,8 @@ module SweepFigures =
                 YLabel = spec.Value
                 Series = series
                 IntegerX = xs |> List.forall (fun x -> x = Math.Round x)
-                YFromZero = spec.Value = "active_units" } ]
+                YFromZero = spec.Value = "active_units"
+                LogX = false } ]
         |> List.filter (fun (_, chart) -> not chart.Series.IsEmpty)
 
     /// <summary>

@@ -388,6 +388,36 @@ let tests =
                 Expect.hasLength (withClass "legend" bound) 1 "withClass \"legend\" bound"
                 true)
 
+        testCase "a long run's active units per epoch are on a log(1 + epoch) axis; a short run's on a linear one" <| fun () ->
+            let chart epochs = parseSvg (Charts.activeUnits [ runWith 3 [||] (activityRows epochs 3 7) "r" ] 0.01)
+            let texts (root: XElement) = [ for t in (withClass "x-axis" root |> List.exactlyOne).Elements(svgNamespace + "text") -> t.Value ]
+            let xOf (s: string) = float (s.Split(',')[0])
+            let long = chart Charts.LogEpochsFrom
+            Expect.equal (texts long) [ "0"; "1"; "2"; "5"; "10"; "20"; "50"; "100"; "200"; "500"; "1000"; "epoch (log scale: log(1 + epoch))" ] "ticks and label"
+            // Every point lies where the axis puts its epoch: the tick lines at 0 and 1000 fix the map x = a + b log10(1 + e).
+            let ticks = [ for l in (withClass "x-axis" long |> List.exactlyOne).Elements(svgNamespace + "line") -> float (nonNull (l.Attribute(XName.Get "x1"))).Value ]
+            let at e = ticks[0] + (List.last ticks - ticks[0]) * log10 (1.0 + e) / log10 (1.0 + float Charts.LogEpochsFrom)
+            let line = nonNull ((withClass "series" long |> List.exactlyOne).Element(svgNamespace + "polyline"))
+            let points = (nonNull (line.Attribute(XName.Get "points"))).Value.Split(' ')
+            Expect.hasLength points Charts.LogEpochsFrom "one point per epoch"
+            for e, point in Array.indexed points |> Array.map (fun (i, p) -> float (i + 1), p) do
+                within 0.01 (xOf point) (at e) $"epoch {e}"
+            Expect.equal (texts (chart 40) |> List.last) "epoch" "40 epochs: a linear axis"
+            Expect.contains (texts (chart 40)) "40" "ticks at linear steps"
+
+        testCase "a title longer than the chart is shrunk to fit its width" <| fun () ->
+            let size (title: string) =
+                let units = [| for u in 0 .. 9 -> { Unit = u; Activity = 0.1 * float u; Kl = 0.1 } |]
+                let root = parseSvg (Charts.sortedActivity title units 0.02)
+                let heading = root.Descendants(svgNamespace + "text") |> Seq.find (fun t -> t.Value.StartsWith title)
+                float (nonNull (heading.Attribute(XName.Get "font-size"))).Value, float (nonNull (heading.Attribute(XName.Get "x"))).Value
+            Expect.equal (size "short") (15.0, Charts.Width / 2.0) "a short title: 15 px, centred on the chart"
+            let long = String.replicate 120 "m"
+            let fontSize, _ = size long
+            // The title is "TITLE: n of N units active (...)": its estimated width at 0.62 em per character fits 780 px.
+            Expect.isLessThan fontSize 15.0 "shrunk"
+            Expect.isLessThanOrEqual (0.62 * fontSize * float (long.Length + ": 9 of 10 units active (A_u > 0.02)".Length)) (Charts.Width - 16.0 + 1e-6) "fits"
+
         property Seed 30 "the shade plot has one row per unit in initial-activity order, binning long runs" <| fun () ->
             let genCase =
                 gen {
