@@ -70,23 +70,12 @@ public static class TrainingBenchmark
     public static List<GemmShape> VaeShapes(int input, IReadOnlyList<int> hidden, int latent, int batch, int k, bool backward, int decodes = 1)
     {
         var shapes = new List<GemmShape>();
-        int width = input;
-        for (int i = 0; i < hidden.Count; i++)
-        {
-            shapes.AddRange(LinearShapes(batch, width, hidden[i], backward, i > 0));
-            width = hidden[i];
-        }
-        for (int head = 0; head < 2; head++) shapes.AddRange(LinearShapes(batch, width, latent, backward, true));
+        // NOTE: the layer on x needs no input gradient (the engine skips it); every other layer's input does.
+        foreach (var (layer, i) in VaeShape.Encoder(input, latent, hidden).Select((l, i) => (l, i)))
+            shapes.AddRange(LinearShapes(batch, layer.In, layer.Out, backward, i > 0));
         for (int pass = 0; pass < decodes; pass++)
-        {
-            width = latent;
-            foreach (int h in hidden)
-            {
-                shapes.AddRange(LinearShapes(batch * k, width, h, backward, true));
-                width = h;
-            }
-            shapes.AddRange(LinearShapes(batch * k, width, input, backward, true));
-        }
+            foreach (var layer in VaeShape.Decoder(input, latent, hidden, DecoderKind.Bernoulli))
+                shapes.AddRange(LinearShapes(batch * k, layer.In, layer.Out, backward, true));
         return shapes;
     }
 
