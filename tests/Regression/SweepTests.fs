@@ -3,7 +3,8 @@ module VaeResearch.Regression.SweepTests
 // Sweeps end to end through the CLI (`dotnet vae.dll sweep ...`) on synthetic data: two sweeps on one
 // folder train each run once; a SIGKILLed sweep run again ends bit-identical to an uninterrupted one;
 // status, dry run, table and the refusal of a changed spec; SIGTERM stops `vae train` at the end of an
-// epoch with exit code 75; `vae train --config` and `--resume` on an empty folder.
+// epoch with exit code 75; `vae train --config` and `--resume` on an empty folder; the saved campaigns'
+// tables against `vae sweep table` and REPRODUCTION.md.
 
 open System
 open System.Diagnostics
@@ -261,6 +262,45 @@ let tests =
             let saved = SweepPlan.Load(Path.Combine(repoRoot, "paper-results", "campaign", "yeung2017-table2-defaults"))
             Expect.sequenceEqual [ for r in (plan "yeung2017-table2-defaults").Runs -> r.Name, r.Hash ] [ for r in saved.Runs -> r.Name, r.Hash ]
                 "yeung2017-table2-defaults: the saved campaign's runs"
+
+        testCase "every table of the saved campaigns is what vae sweep table builds from their runs, and REPRODUCTION.md shows them as saved" <| fun () ->
+            let campaigns = Directory.GetDirectories(Path.Combine(repoRoot, "paper-results", "campaign")) |> Array.sort
+            Expect.isNonEmpty campaigns "saved campaigns"
+            use folder = new TempFolder("vae-sweep-saved-tables-")
+            let saved =
+                [ for campaign in campaigns do
+                      let tables = Directory.GetFiles(campaign, "table*.md") |> Array.sort
+                      Expect.isNonEmpty tables $"{campaign}: campaign.sh save writes table.md"
+                      for md in tables ->
+                          // The options are in the name (SweepTable.defaultPath): table[-VALUE][-annotate-A][-threshold-T].md
+                          let rec options (parts: string list) =
+                              match parts with
+                              | [] -> []
+                              | "annotate" :: a :: rest -> "--annotate" :: a :: options rest
+                              | "threshold" :: t -> [ "--threshold"; String.Join("-", t) ]
+                              | value :: rest -> "--value" :: value :: options rest
+                          let name = nonNull (Path.GetFileNameWithoutExtension md)
+                          let campaignName = nonNull (Path.GetFileName campaign)
+                          let args = options (name.Split('-') |> List.ofArray |> List.tail)
+                          let out = Path.Combine(folder.Path, campaignName + "-" + name + ".md")
+                          succeeds ([ "sweep"; "table"; campaign; "--out"; out ] @ args) |> ignore
+                          let label = $"{campaignName}/{name} (vae sweep table {String.Join(' ', args)})"
+                          Expect.equal (File.ReadAllText out) (File.ReadAllText md) $"{label}: the saved Markdown"
+                          Expect.equal (File.ReadAllText(nonNull (Path.ChangeExtension(out, ".csv")))) (File.ReadAllText(nonNull (Path.ChangeExtension(md, ".csv"))))
+                              $"{label}: the saved CSV"
+                          File.ReadAllText md ]
+            // Each table in REPRODUCTION.md is one of those, line for line, except the two written by hand.
+            let written = set [ "| spec | runs | per run | total | status |"; "| share | what |" ]
+            let lines = File.ReadAllLines(Path.Combine(repoRoot, "paper-results", "REPRODUCTION.md")) |> List.ofArray
+            let rec blocks (lines: string list) =
+                match lines |> List.skipWhile (fun l -> not (l.StartsWith "|")) with
+                | [] -> []
+                | rest -> (rest |> List.takeWhile (fun l -> l.StartsWith "|")) :: blocks (rest |> List.skipWhile (fun l -> l.StartsWith "|"))
+            let shown = blocks lines |> List.filter (fun b -> not (written.Contains b.Head))
+            Expect.isGreaterThanOrEqual shown.Length 5 "Tables 1 and 2, the protocol study, Figures 1-3 twice"
+            for block in shown do
+                let text = String.Join("\n", block) + "\n"
+                Expect.isTrue (saved |> List.exists (fun md -> md.Contains text)) $"REPRODUCTION.md's table is a saved campaign table:\n{text}"
 
         testCase "a 4-run sweep on Slurm runs as one array, every run done, with its table" <| fun () ->
             SlurmTests.withCluster SlurmFixture.defaults (fun _ ->
